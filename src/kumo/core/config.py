@@ -1,0 +1,191 @@
+"""Configuration: one TOML file plus ``KUMO_*`` environment overrides.
+
+Defaults describe the all-in-one node (SQLite in the state directory, the
+in-process bus, every role), so ``kumo up`` needs no file at all. A
+multi-node deployment sets ``database.url`` and ``bus.url`` to MariaDB and
+RabbitMQ and picks roles per host.
+
+Environment variables use ``__`` between section and key:
+``KUMO_DATABASE__URL=mysql+asyncmy://...``, ``KUMO_API__PORT=9000``;
+top-level keys are plain: ``KUMO_STATE_DIR=/srv/kumo``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ROLES = ("controller", "compute", "network", "storage")
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/kumo`` for root (a cloud is a system service), else XDG state."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/kumo")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "kumo"
+
+
+class NodeOptions(BaseModel):
+    host: str = Field(default_factory=socket.gethostname, description="Name this node reports for its services.")
+    roles: list[str] = Field(default_factory=lambda: list(ROLES), description="Roles run by `kumo serve` without --role.")
+    heartbeat_interval: float = Field(10.0, description="Seconds between service heartbeats.")
+    service_down_time: float = Field(60.0, description="A service with no heartbeat for this long is down.")
+
+
+class DatabaseOptions(BaseModel):
+    url: str = Field("", description="SQLAlchemy async URL; empty = SQLite file in the state directory.")
+    pool_size: int = Field(10, description="Connections kept per process (server databases only).")
+    echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+
+
+class BusOptions(BaseModel):
+    url: str = Field("memory://", description="memory:// (in-process) or amqp://user:pass@host:5672/vhost")
+    call_timeout: float = Field(60.0, description="Default seconds a bus call waits for its reply.")
+
+
+class ApiOptions(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the REST APIs listen on.")
+    port: int = Field(8080, description="Port the REST APIs listen on; services are mounted at paths.")
+    public_url: str = Field("", description="Base URL put in the catalog; empty = http://host:port")
+    max_body_size: int = Field(114688, description="Largest JSON body accepted, in bytes (Keystone's default).")
+    access_log: bool = Field(False, description="Log one line per request.")
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class SecurityComplianceOptions(BaseModel):
+    """Keystone's ``[security_compliance]`` options; all off by default, as Keystone's."""
+
+    lockout_failure_attempts: int = Field(0, description="Lock a user after this many failed logins (0 = never).")
+    lockout_duration: int = Field(1800, description="Seconds a locked user stays locked.")
+    unique_last_password_count: int = Field(0, description="Refuse reuse of the last N passwords (0/1 = off).")
+    minimum_password_age: int = Field(0, description="Days before a user may change their password again.")
+    password_expires_days: int = Field(0, description="Days until a password expires (0 = never).")
+    password_regex: str = Field("", description="Passwords must match this regex when set.")
+    password_regex_description: str = Field("", description="Told to users whose password fails the regex.")
+    change_password_upon_first_use: bool = Field(False, description="Require a password change after admin reset.")
+
+
+class IdentityOptions(BaseModel):
+    token_expiration: int = Field(3600, description="Token lifetime in seconds.")
+    max_active_keys: int = Field(3, description="Fernet keys kept (staged + primary + secondaries).")
+    cache_ttl: float = Field(300.0, description="Seconds a validated token stays in the validation cache.")
+    password_hash_time_cost: int = Field(2, description="argon2id time cost.")
+    password_hash_memory_kib: int = Field(19456, description="argon2id memory cost in KiB (OWASP minimum).")
+    security_compliance: SecurityComplianceOptions = Field(default_factory=SecurityComplianceOptions)
+    region: str = Field("RegionOne", description="Region created at bootstrap.")
+    admin_password: str = Field("", description="Bootstrap admin password; empty = generate one.")
+
+
+class LoggingOptions(BaseModel):
+    level: str = Field("INFO", description="Root log level.")
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one Kumo process."""
+
+    model_config = SettingsConfigDict(env_prefix="KUMO_", env_nested_delimiter="__", extra="forbid")
+
+    state_dir: Path = Field(default_factory=default_state_dir, description="Where the node keeps its data.")
+    policy_file: str = Field("", description="Operator policy overrides (YAML); empty = state_dir/policy.yaml if present.")
+    node: NodeOptions = Field(default_factory=NodeOptions)
+    database: DatabaseOptions = Field(default_factory=DatabaseOptions)
+    bus: BusOptions = Field(default_factory=BusOptions)
+    api: ApiOptions = Field(default_factory=ApiOptions)
+    identity: IdentityOptions = Field(default_factory=IdentityOptions)
+    logging: LoggingOptions = Field(default_factory=LoggingOptions)
+
+    _toml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments (the TOML file) < environment.
+        return (env_settings, init_settings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.state_dir / 'kumo.db'}"
+
+
+def config_file_path(explicit: str | None = None) -> Path | None:
+    """The TOML file to read: --config, then $KUMO_CONFIG, then /etc/kumo/kumo.toml."""
+    for candidate in (explicit, os.environ.get("KUMO_CONFIG"), "/etc/kumo/kumo.toml"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+        if candidate and candidate is explicit:
+            raise FileNotFoundError(f"config file not found: {candidate}")
+    return None
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the TOML file (if any), then env, then ``overrides``."""
+    data: dict[str, Any] = {}
+    file = config_file_path(str(path) if path else None)
+    if file is not None:
+        with file.open("rb") as fh:
+            data = tomllib.load(fh)
+    settings = Settings(**data)
+    for dotted, value in overrides.items():
+        _set_dotted(settings, dotted, value)
+    return settings
+
+
+def _set_dotted(settings: Settings, dotted: str, value: Any) -> None:
+    target: Any = settings
+    *parents, leaf = dotted.split("__")
+    for name in parents:
+        target = getattr(target, name)
+    setattr(target, leaf, value)
+
+
+SECRET_KEYS = {"admin_password", "password", "secret"}
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL (``amqp://guest:***@host``)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective config as a dict, with passwords and secrets masked."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key in SECRET_KEYS and value:
+                    out[key] = "***"
+                elif key == "url" and isinstance(value, str):
+                    out[key] = mask_url(value)
+                else:
+                    out[key] = walk(value)
+            return out
+        if isinstance(node, Path):
+            return str(node)
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    dumped = walk(settings.model_dump())
+    dumped["database"]["url"] = mask_url(settings.database_url)
+    return dumped

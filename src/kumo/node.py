@@ -1,0 +1,133 @@
+"""The composition root: which APIs, workers and agents run on this node.
+
+``kumo up`` and ``kumo serve --role ...`` both build a :class:`Node`. The
+roles are the seeds' node types:
+
+=========== =================================================================
+controller  every REST API (one HTTP server, services mounted at paths)
+compute     the compute agent (arrives with the compute issues)
+network     the network agent (arrives with the network issue)
+storage     volume/object agents (arrive with their issues)
+=========== =================================================================
+
+Roles whose agents do not exist yet are accepted and reported as such, so
+deployment scripts written today keep working as the agents land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from kumo.clouds import admin_password, write_client_files
+from kumo.core.bus import Bus, create_bus
+from kumo.core.config import ROLES, Settings
+from kumo.core.db import Database
+from kumo.core.heartbeat import Heartbeat
+from kumo.core.policy import DEFAULT_POLICY_PATH, Enforcer
+from kumo.core.web import json_response, root_app
+from kumo.identity.api import create_app as identity_app
+from kumo.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap_identity
+from kumo.identity.service import IdentityService
+
+log = logging.getLogger("kumo.node")
+
+# (service type, catalog name, mount path) of every API a controller serves.
+API_SERVICES = [("identity", "keystone", "/identity")]
+PENDING_ROLES = {"compute": "compute agent", "network": "network agent", "storage": "storage agents"}
+
+
+@dataclass
+class Node:
+    settings: Settings
+    roles: list[str]
+    db: Database | None = None
+    bus: Bus | None = None
+    identity: IdentityService | None = None
+    bootstrap: BootstrapResult | None = None
+    heartbeats: list[Heartbeat] = field(default_factory=list)
+    server: uvicorn.Server | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
+
+    def policy(self) -> Enforcer:
+        override = Path(self.settings.policy_file) if self.settings.policy_file else self.settings.state_dir / "policy.yaml"
+        return Enforcer.from_files(DEFAULT_POLICY_PATH, override if override.exists() else None)
+
+    def catalog_entries(self) -> list[CatalogEntry]:
+        base = self.settings.api.base_url()
+        return [CatalogEntry(type=t, name=n, url=f"{base}{path}" + ("/v3" if t == "identity" else ""))
+                for t, n, path in API_SERVICES]
+
+    async def start(self, *, bootstrap: bool = True) -> None:
+        """Connect to the database and bus, migrate, bootstrap, start workers."""
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.db = Database(self.settings.database_url, pool_size=self.settings.database.pool_size,
+                           echo=self.settings.database.echo)
+        await self.db.upgrade()
+        self.bus = create_bus(self.settings.bus.url, call_timeout=self.settings.bus.call_timeout)
+        await self.bus.start()
+        if "controller" in self.roles:
+            self.identity = IdentityService(self.db, self.settings, self.bus)
+            await self.identity.start()
+            if bootstrap:
+                await self.run_bootstrap()
+            await self._beat("kumo-api", "controller")
+        for role in self.roles:
+            if role in PENDING_ROLES:
+                log.info("role %s: no %s yet in this version of Kumo", role, PENDING_ROLES[role])
+
+    async def run_bootstrap(self) -> BootstrapResult:
+        assert self.identity is not None
+        password = admin_password(self.settings.state_dir, self.settings.identity.admin_password)
+        self.bootstrap = await bootstrap_identity(self.identity, password, self.settings.identity.region,
+                                                  self.catalog_entries())
+        auth_url = f"{self.settings.api.base_url()}/identity/v3"
+        write_client_files(self.settings.state_dir, auth_url, password, self.settings.identity.region)
+        return self.bootstrap
+
+    async def _beat(self, binary: str, role: str) -> None:
+        assert self.db is not None
+        hb = Heartbeat(self.db, host=self.settings.node.host, binary=binary, role=role,
+                       interval=self.settings.node.heartbeat_interval)
+        await hb.start()
+        self.heartbeats.append(hb)
+
+    def asgi_app(self):  # type: ignore[no-untyped-def]
+        """The root ASGI app with every API this node serves."""
+        assert self.identity is not None
+        mounts = [("/identity", identity_app(self.identity, self.policy()))]
+
+        async def root(request):  # type: ignore[no-untyped-def]
+            return json_response({"name": "kumo", "services": {t: f"{p}" for t, _, p in API_SERVICES}})
+
+        return root_app(mounts, root=root)
+
+    async def serve(self) -> None:
+        """Serve the APIs (controller) or just keep agents running, until stopped."""
+        if "controller" not in self.roles:
+            await asyncio.Event().wait()
+            return
+        api = self.settings.api
+        config = uvicorn.Config(self.asgi_app(), host=api.host, port=api.port, log_config=None,
+                                access_log=api.access_log, lifespan="off", server_header=False,
+                                timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+        await self.server.serve()
+
+    async def stop(self) -> None:
+        for hb in self.heartbeats:
+            await hb.stop()
+        if self.identity is not None:
+            await self.identity.stop()
+        if self.bus is not None:
+            await self.bus.close()
+        if self.db is not None:
+            await self.db.dispose()

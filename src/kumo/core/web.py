@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 
 import orjson
 import pydantic
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.datastructures import State
+from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kumo.core import errors
@@ -115,12 +115,20 @@ class ErrorMiddleware:
             if started:
                 log.exception("error after response started")
                 raise
-            err = exc if isinstance(exc, errors.KumoError) else None
+            err = exc if isinstance(exc, errors.KumoError) else _from_http_exception(exc)
             if err is None:
                 log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
                 err = errors.KumoError()
             response = self.renderer(err, Request(scope))
             await response(scope, receive, send)
+
+
+def _from_http_exception(exc: Exception) -> errors.KumoError | None:
+    """The router's own 404/405 as Kumo errors, rendered like every other error."""
+    if not isinstance(exc, HTTPException):
+        return None
+    mapped: dict[int, type[errors.KumoError]] = {404: errors.NotFound, 405: errors.MethodNotAllowed}
+    return mapped.get(exc.status_code, errors.BadRequest)()
 
 
 class AuthMiddleware:
@@ -241,6 +249,23 @@ async def parse_body(request: Request, model: type[M], max_size: int = 114688) -
     return parse_model(model, await read_json(request, max_size))
 
 
+class ServiceApp:
+    """A service's router plus its ``state`` (what handlers reach as ``request.app.state``).
+
+    Starlette's Router is used directly, without the Starlette application
+    wrapper and its two extra middleware layers: errors are handled once, by
+    :class:`ErrorMiddleware`, and this is on every request's path.
+    """
+
+    def __init__(self, routes: Sequence[BaseRoute], state: dict[str, Any]) -> None:
+        self.router = Router(routes=list(routes))
+        self.state = State(state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # makes the router raise HTTPException for 404/405
+        await self.router(scope, receive, send)
+
+
 def service_app(
     routes: Sequence[BaseRoute],
     *,
@@ -251,27 +276,41 @@ def service_app(
     state: dict[str, Any] | None = None,
 ) -> ASGIApp:
     """One service's ASGI app: routes behind auth and error handling."""
-
-    async def http_exception(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        mapped: dict[int, type[errors.KumoError]] = {404: errors.NotFound, 405: errors.MethodNotAllowed}
-        cls = mapped.get(exc.status_code, errors.BadRequest)
-        return renderer(cls(), request)
-
-    async def kumo_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, errors.KumoError)
-        return renderer(exc, request)
-
-    app = Starlette(routes=list(routes), exception_handlers={HTTPException: http_exception, errors.KumoError: kumo_error})
-    for key, value in (state or {}).items():
-        setattr(app.state, key, value)
+    app = ServiceApp(routes, state or {})
     guarded: ASGIApp = AuthMiddleware(app, validator, public, renderer, www_authenticate)
     return ErrorMiddleware(guarded, renderer)
 
 
+class PathDispatcher:
+    """Sends each request to the service mounted at its path prefix.
+
+    Like Starlette's Mount, the prefix moves into ``root_path`` and ``path``
+    stays whole; unlike it, there is no per-request routing table to walk.
+    """
+
+    def __init__(self, mounts: Iterable[tuple[str, ASGIApp]], root: Handler | None = None) -> None:
+        self.mounts = [(prefix.rstrip("/"), app) for prefix, app in mounts]
+        self.root = root
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        path: str = scope["path"]
+        for prefix, app in self.mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                if path == prefix:
+                    scope["path"] = path + "/"
+                scope["root_path"] = scope.get("root_path", "") + prefix
+                await app(scope, receive, send)
+                return
+        if self.root is not None and path == "/" and scope["type"] == "http":
+            response = await self.root(Request(scope, receive))
+        else:
+            response = JSONResponse({"error": {"code": 404, "title": "Not Found",
+                                               "message": "No service is mounted at this path."}}, status_code=404)
+        await response(scope, receive, send)
+
+
 def root_app(mounts: Iterable[tuple[str, ASGIApp]], root: Handler | None = None) -> ASGIApp:
     """Mount each service at its path and add request ids to everything."""
-    routes: list[BaseRoute] = [Mount(path, app=app) for path, app in mounts]
-    if root is not None:
-        routes.insert(0, Route("/", root, methods=["GET", "HEAD"]))
-    return RequestIdMiddleware(Starlette(routes=routes))
+    return RequestIdMiddleware(PathDispatcher(mounts, root))

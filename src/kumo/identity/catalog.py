@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core import errors
 from kumo.identity.models import CatalogService, Endpoint, Region
@@ -131,11 +132,15 @@ class CatalogServiceLayer:
     # -- endpoints -----------------------------------------------------------
     async def create_endpoint(self, fields: dict[str, Any]) -> dict[str, Any]:
         async with self.store.db.session() as s:
-            await self.store.get(s, CatalogService, fields["service_id"], "service")
-            region = fields.pop("region_id", None) or fields.pop("region", None)
-            fields.pop("region", None)
+            await _assert_exists(s, CatalogService, fields["service_id"], "endpoint service", "services")
+            region = fields.pop("region_id", None)
+            legacy_region = fields.pop("region", None)
             if region:
-                await self.store.get(s, Region, region, "region")
+                await _assert_exists(s, Region, region, "endpoint region_id", "region")
+            elif legacy_region:  # v2-style "region": Keystone creates the region if it is missing
+                region = legacy_region
+                if await s.get(Region, region) is None:
+                    s.add(Region(id=region, description="", extra={}))
             _check_interface(fields.get("interface"))
             row = Endpoint(region_id=region)
             apply_fields(row, fields, {"service_id", "interface", "url", "enabled"})
@@ -162,13 +167,13 @@ class CatalogServiceLayer:
         async with self.store.db.session() as s:
             row = await self.store.get(s, Endpoint, endpoint_id, "endpoint")
             if "service_id" in fields:
-                await self.store.get(s, CatalogService, fields["service_id"], "service")
+                await _assert_exists(s, CatalogService, fields["service_id"], "endpoint service", "services")
             if "interface" in fields:
                 _check_interface(fields["interface"])
             region = fields.pop("region_id", None) or fields.pop("region", None)
             fields.pop("region", None)
             if region:
-                await self.store.get(s, Region, region, "region")
+                await _assert_exists(s, Region, region, "endpoint region_id", "region")
                 row.region_id = region
             apply_fields(row, fields, {"service_id", "interface", "url", "enabled"})
             await self.store.bump_revision(s)
@@ -201,6 +206,14 @@ class CatalogServiceLayer:
                    for svc in services]
         self._catalog_cache = (revision, catalog)
         return catalog
+
+
+async def _assert_exists(s: AsyncSession, model: type[Region] | type[CatalogService], ident: str, attribute: str,
+                         table: str) -> None:
+    """An endpoint naming a missing service or region is a 400 in Keystone, not a 404."""
+    if await s.get(model, ident) is None:
+        raise errors.ValidationError(f"Expecting to find {attribute} in {table} - the server could not comply "
+                                     f"with the request since it is either malformed or otherwise incorrect.")
 
 
 def _check_interface(value: Any) -> None:

@@ -233,6 +233,12 @@ class GroupService:
             await self.store.bump_revision(s)
         await self.store.changed()
 
+    async def member_ids(self, group_id: str) -> set[str]:
+        """Ids of the users in a group (404 for an unknown group)."""
+        async with self.store.db.session() as s:
+            await self.store.get(s, Group, group_id, "group")
+            return set(await s.scalars(select(Membership.user_id).where(Membership.group_id == group_id)))
+
     async def add_user(self, group_id: str, user_id: str) -> None:
         async with self.store.db.session() as s:
             await self.store.get(s, Group, group_id, "group")

@@ -61,9 +61,16 @@ class RoleService:
     async def update(self, role_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         async with self.store.db.session() as s:
             row = await self.store.get(s, Role, role_id, "role")
-            if (row.options or {}).get("immutable") and fields.keys() - {"options"}:
-                raise errors.ValidationError(f"Role {role_id} is immutable.")
+            if (row.options or {}).get("immutable"):
+                # Keystone: an immutable role takes only the update that clears "immutable".
+                options = fields.get("options") or {}
+                if set(fields) != {"options"} or "immutable" not in options or options["immutable"] not in (False, None):
+                    raise errors.Forbidden(f'Unable to update immutable role resource: `{role_id}`. Set resource '
+                                           f'option "immutable" to false first.')
             fields.pop("domain_id", None)
+            if fields.get("options") is not None:  # options merge; a None value removes one (Keystone)
+                merged = {**(row.options or {}), **fields["options"]}
+                fields["options"] = {k: v for k, v in merged.items() if v is not None}
             apply_fields(row, fields, {"name", "description", "options"}, extra_attr=None)
             await flush_unique(s, "role", f"Duplicate entry found with name {row.name}.")
             await self.store.bump_revision(s)
@@ -75,7 +82,8 @@ class RoleService:
         async with self.store.db.session() as s:
             row = await self.store.get(s, Role, role_id, "role")
             if (row.options or {}).get("immutable"):
-                raise errors.ValidationError(f"Role {role_id} is immutable and cannot be deleted.")
+                raise errors.Forbidden(f'Unable to delete immutable role resource: `{role_id}`. Ensure resource '
+                                       f'option "immutable" is set to false first.')
             holders = await s.scalars(select(Assignment.actor_id).where(Assignment.role_id == role_id))
             for actor in set(holders):
                 s.add(RevocationEvent(user_id=actor, issued_before=utcnow()))
@@ -91,6 +99,9 @@ class RoleService:
         async with self.store.db.session() as s:
             prior = await self.store.get(s, Role, prior_id, "role")
             implied = await self.store.get(s, Role, implied_id, "role")
+            if not prior.domain_id and implied.domain_id:
+                raise errors.Forbidden(f"{implied_id} is not a valid implied role: "
+                                       f"a global role cannot imply a domain-specific role.")
             if prior_id in await self._implied_closure(s, {implied_id}):
                 raise errors.Forbidden(f"Implied role {implied_id} would create a loop with {prior_id}.")
             if await s.get(ImpliedRole, (prior_id, implied_id)) is None:

@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from typing import Any
+
+import orjson
 
 from kumo.core.auth import AuthContext, CachingValidator
 from kumo.core.bus import Bus, Consumer
 from kumo.core.config import Settings
 from kumo.core.db import Database
+from kumo.identity.views import token_body
 from kumo.identity.appcreds import AppCredService
 from kumo.identity.assignments import AssignmentQuery
 from kumo.identity.authn import Authenticator
@@ -56,6 +60,7 @@ class IdentityService:
         self.validator = CachingValidator(self.auth, ttl=opts.cache_ttl)
         self.revision = 0
         self.store.listeners.append(self._local_change)
+        self._rendered: OrderedDict[tuple[str, bool], tuple[int, bytes]] = OrderedDict()
         self._consumer: Consumer | None = None
         self._poller: asyncio.Task[None] | None = None
 
@@ -117,11 +122,25 @@ class IdentityService:
         return [d for d in await self.domains.list({}) if d["id"] in ids and d["enabled"]]
 
     async def has_system_role(self, user_id: str) -> bool:
-        grants = await self.assignments.list({"user.id": user_id, "effective": "", "scope.system": "all"}, "")
-        return bool(grants)
+        async with self.store.db.session() as s:
+            return bool(await self.roles.effective_role_ids(s, user_id, system="all"))
 
     async def catalog_for(self, ctx: AuthContext) -> list[dict[str, Any]]:
         return await self.catalog.catalog(self.validator.revision)
+
+    async def token_json(self, ctx: AuthContext, include_catalog: bool) -> bytes:
+        """The ``{"token": ...}`` body as bytes, cached: validation is the hottest call in the cloud."""
+        key = (ctx.token, include_catalog)
+        revision = self.validator.revision
+        hit = self._rendered.get(key)
+        if hit is not None and hit[0] == revision:
+            return hit[1]
+        catalog = await self.catalog_for(ctx) if include_catalog else None
+        body = orjson.dumps(token_body(ctx, catalog))
+        self._rendered[key] = (revision, body)
+        if len(self._rendered) > 20_000:
+            self._rendered.popitem(last=False)
+        return body
 
 
 class _ChangeEndpoint:

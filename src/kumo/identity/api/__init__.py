@@ -12,11 +12,11 @@ from starlette.types import ASGIApp
 
 from kumo.core.policy import Enforcer
 from kumo.core.web import service_app
-from kumo.identity.api import auth, projects, versions
+from kumo.identity.api import appcreds, auth, catalog, domains, grants, groups, projects, roles, users, versions
 from kumo.identity.api.common import render_error, www_authenticate
 from kumo.identity.service import IdentityService
 
-ROUTE_MODULES = [versions, auth, projects]
+ROUTE_MODULES = [versions, auth, projects, domains, users, groups, appcreds, roles, grants, catalog]
 
 PUBLIC = {("GET", "/"), ("HEAD", "/"), ("GET", "/v3"), ("HEAD", "/v3"), ("GET", "/v3/"), ("HEAD", "/v3/"),
           ("POST", "/v3/auth/tokens")}

@@ -12,7 +12,7 @@ from kumo.core.web import auth_context, empty_response, json_response, parse_bod
 from kumo.identity import authn
 from kumo.identity.api import schemas
 from kumo.identity.api.common import MAX_BODY, authorize, base_url, service, with_links
-from kumo.identity.api.views import token_body
+from kumo.identity.views import token_body
 
 
 def _user_ref(ref: schemas.UserRef | None) -> authn.UserRef | None:
@@ -96,8 +96,8 @@ async def _subject(request: Request, action: str) -> AuthContext:
 
 async def validate_token(request: Request) -> Response:
     subject = await _subject(request, "identity:validate_token")
-    return json_response(await _body_for(request, subject),
-                         headers={"X-Subject-Token": subject.token})
+    body = await service(request).token_json(subject, "nocatalog" not in request.query_params)
+    return Response(body, media_type="application/json", headers={"X-Subject-Token": subject.token})
 
 
 async def check_token(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core import errors
@@ -123,8 +123,8 @@ class CatalogServiceLayer:
     async def delete_service(self, service_id: str) -> None:
         async with self.store.db.session() as s:
             row = await self.store.get(s, CatalogService, service_id, "service")
-            for endpoint in await s.scalars(select(Endpoint).where(Endpoint.service_id == service_id)):
-                await s.delete(endpoint)
+            # A bulk DELETE first: ORM deletes of both would race the database's ON DELETE CASCADE.
+            await s.execute(delete(Endpoint).where(Endpoint.service_id == service_id))
             await s.delete(row)
             await self.store.bump_revision(s)
         await self.store.changed()
@@ -208,7 +208,7 @@ class CatalogServiceLayer:
         return catalog
 
 
-async def _assert_exists(s: AsyncSession, model: type[Region] | type[CatalogService], ident: str, attribute: str,
+async def _assert_exists(s: AsyncSession, model: type[Region | CatalogService], ident: str, attribute: str,
                          table: str) -> None:
     """An endpoint naming a missing service or region is a 400 in Keystone, not a 404."""
     if await s.get(model, ident) is None:

@@ -66,10 +66,12 @@ async def test_create_errors(cloud: Cloud) -> None:
     r = await cloud.client.post(base, headers=headers, json={"application_credential": {"name": "backup"}})
     assert r.status_code == 409
     past = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    r = await cloud.client.post(base, headers=headers, json={"application_credential": {"name": "old", "expires_at": past}})
+    r = await cloud.client.post(base, headers=headers,
+                                json={"application_credential": {"name": "old", "expires_at": past}})
     assert r.status_code == 400
     for body in ({"application_credential": {"name": 5}}, {"application_credential": {}},
-                 {"application_credential": {"name": "x", "unknown": 1}}, {"application_credential": {"name": "x"}, "y": 1}):
+                 {"application_credential": {"name": "x", "unknown": 1}},
+                 {"application_credential": {"name": "x"}, "y": 1}):
         r = await cloud.client.post(base, headers=headers, json=body)
         assert r.status_code == 400, (body, r.text)
     r = await cloud.client.post(base, headers={**headers, "Content-Type": "application/json"}, content=b"{")
@@ -83,7 +85,8 @@ async def test_only_the_owner_creates(cloud: Cloud) -> None:
     r = await cloud.client.post(f"{V3}/users/{admin_id}/application_credentials", headers=headers,
                                 json={"application_credential": {"name": "steal"}})
     assert r.status_code == 403
-    assert (await cloud.client.get(f"{V3}/users/{admin_id}/application_credentials", headers=headers)).status_code == 403
+    r = await cloud.client.get(f"{V3}/users/{admin_id}/application_credentials", headers=headers)
+    assert r.status_code == 403
     r = await cloud.client.post(f"{V3}/users/{user['id']}/application_credentials", headers=admin,
                                 json={"application_credential": {"name": "for-you"}})
     assert r.status_code == 403

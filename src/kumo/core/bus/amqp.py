@@ -26,7 +26,6 @@ from typing import Any
 
 import aio_pika
 import aiormq.exceptions
-from aio_pika.exceptions import PublishError
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -34,9 +33,10 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import PublishError
 
 from kumo.core.bus.base import Bus, BusError, BusTimeout, Consumer, JsonDict
-from kumo.core.bus.inproc import (
+from kumo.core.bus.wire import (
     MAX_IN_FLIGHT,
     await_reply,
     fail_pending,

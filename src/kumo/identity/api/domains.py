@@ -56,7 +56,8 @@ async def update_domain(request: Request) -> Response:
     domain_id = request.path_params["domain_id"]
     body = await parse_body(request, DomainUpdateBody, MAX_BODY)
     await authorize(request, "identity:update_domain", _target(domain_id))
-    return _one(request, await service(request).domains.update(domain_id, body.domain.fields()))  # type: ignore[attr-defined]
+    fields = body.domain.fields()  # type: ignore[attr-defined]
+    return _one(request, await service(request).domains.update(domain_id, fields))
 
 
 async def delete_domain(request: Request) -> Response:

@@ -51,7 +51,8 @@ async def update_group(request: Request) -> Response:
     group_id = request.path_params["group_id"]
     body = await parse_body(request, GroupUpdateBody, MAX_BODY)
     await authorize(request, "identity:update_group", _target(group_id))
-    return _one(request, await service(request).groups.update(group_id, body.group.fields()))  # type: ignore[attr-defined]
+    fields = body.group.fields()  # type: ignore[attr-defined]
+    return _one(request, await service(request).groups.update(group_id, fields))
 
 
 async def delete_group(request: Request) -> Response:

@@ -32,6 +32,8 @@ async def test_group_crud(cloud: Cloud) -> None:
 
     r = await cloud.client.get(f"{V3}/groups/{group['id']}", headers=admin)
     assert r.status_code == 200 and r.json()["group"]["name"] == "ops"
+    r = await cloud.client.get(f"{V3}/groups/{group['id']}/users", headers=admin)
+    assert r.status_code == 200 and r.json()["users"] == []
 
     r = await cloud.client.patch(f"{V3}/groups/{group['id']}", headers=admin,
                                  json={"group": {"name": "operators", "description": "renamed"}})

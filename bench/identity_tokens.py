@@ -123,6 +123,21 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a process (all its threads) has used so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError):
+        return -1.0
+
+
 def loopback_only(url: str) -> None:
     host = urlsplit(url).hostname or ""
     if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
@@ -369,8 +384,13 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"[{backend}] validation warm-up {args.warmup}s", flush=True)
         run_wrk(url, token, args.warmup, args.concurrency, threads)
         print(f"[{backend}] validation {args.duration}s at {args.concurrency} connections", flush=True)
+        result["load_average_before"] = load_average()
+        cpu0 = process_cpu_s(server.pid)
         validation, raw = run_wrk(url, token, args.duration, args.concurrency, threads)
-        validation.update({"connections": args.concurrency, "threads": threads, "duration_s": args.duration})
+        cpu = process_cpu_s(server.pid) - cpu0
+        validation.update({"connections": args.concurrency, "threads": threads, "duration_s": args.duration,
+                           "server_cpu_s": round(cpu, 2),
+                           "server_cpu_us_per_request": round(cpu / validation["requests"] * 1e6, 1)})
         result["validation"] = validation
         result["wrk_output"] = raw
         if validation["non_2xx"] or validation["socket_errors"]:
@@ -385,12 +405,17 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         issue: dict[str, Any] = {}
         for conc in args.issue_concurrency:
             print(f"[{backend}] password issue: {args.issue_requests} requests at {conc} clients", flush=True)
-            issue[str(conc)] = issue_load(server.base, password_body(password), args.issue_requests, conc,
-                                          args.issue_time_limit).summary()
+            cpu0 = process_cpu_s(server.pid)
+            run = issue_load(server.base, password_body(password), args.issue_requests, conc, args.issue_time_limit)
+            cpu = process_cpu_s(server.pid) - cpu0
+            issue[str(conc)] = {**run.summary(), "server_cpu_ms_per_request": round(cpu / run.requests * 1000, 2)}
         result["issue"] = issue
         print(f"[{backend}] token-method issue: {args.issue_requests} requests at 1 client", flush=True)
-        result["token_method_issue"] = issue_load(server.base, token_body(token), args.issue_requests, 1,
-                                                  args.issue_time_limit).summary()
+        cpu0 = process_cpu_s(server.pid)
+        run = issue_load(server.base, token_body(token), args.issue_requests, 1, args.issue_time_limit)
+        cpu = process_cpu_s(server.pid) - cpu0
+        result["token_method_issue"] = {**run.summary(),
+                                        "server_cpu_ms_per_request": round(cpu / run.requests * 1000, 2)}
         if "1" in issue:
             result["issue_overhead_ms"] = round(issue["1"]["p50_ms"] - result["hash_verify"]["median_ms"], 3)
     except BaseException:
@@ -465,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
             "keystone": {"validation_rps_memcached": KEYSTONE_VALIDATION_RPS_MEMCACHED,
                          "validation_rps_no_cache": KEYSTONE_VALIDATION_RPS_NO_CACHE,
                          "issue_overhead_ms": KEYSTONE_ISSUE_OVERHEAD_MS}}
+    if load_average() > 1.0:
+        print(f"WARNING: load average is {load_average():.2f}: something else is using the CPUs, "
+              "and the figures will be lower than on an idle machine", file=sys.stderr, flush=True)
     results = []
     for backend in backends:
         result = {**meta, **bench_backend(backend, args)}

@@ -37,6 +37,7 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 # Commands whose output goes through a cliff formatter and so take ``-f json``.
 FORMATTED_VERBS = {"list", "show", "create", "issue"}
+SAFE_PUNCTUATION = "-_.:/@=,+"
 
 
 def free_port() -> int:
@@ -213,8 +214,12 @@ class KumoProcess:
                   timeout: float = 90) -> list[Any]:
         """Run several commands in one ``openstack`` process (its interactive shell, fed on stdin).
 
-        Every command must succeed. Returns one entry per command: parsed
-        JSON for formatted commands, else the stripped text it printed.
+        Every command must succeed: the interactive shell always exits 1
+        at end of input, so success means "nothing on stderr" — a shell
+        escape after each command writes a marker to both streams, which
+        also tells which output belongs to which command. Returns one
+        entry per command: parsed JSON for formatted commands, else the
+        stripped text it printed.
         """
         marker = f"@@kumo-e2e-{uuid.uuid4().hex}@@"
         lines, formatted = [], []
@@ -225,16 +230,22 @@ class KumoProcess:
                 argv += ["-f", "json"]
             formatted.append(use_json)
             for a in argv:
-                assert "\n" not in a, "no newlines in batch arguments"
-            lines.append(" ".join(_quote(a) for a in argv))
-            lines.append(f"!echo {marker}")
+                # cliff's interactive mode re-joins words with spaces (so quoting is lost), and
+                # cmd2 treats | > ; & as shell syntax: keep batch arguments to plain words.
+                assert a and all(c.isalnum() or c in SAFE_PUNCTUATION for c in a), f"unsafe in a batch: {a!r}"
+            lines.append(" ".join(argv))
+            lines.append(f"!{self._marker_script()} {marker}")
         script = "\n".join(lines) + "\n"
         done = subprocess.run([str(OPENSTACK)], env=self.osc_env(cloud, config), input=script,
                               capture_output=True, text=True, timeout=timeout)
         result = OscResult(["<batch>", *lines[::2]], done.returncode, done.stdout, done.stderr)
         chunks = done.stdout.split(marker + "\n")
-        if done.returncode != 0 or len(chunks) != len(commands) + 1:
-            raise OscError(str(result))
+        errors = done.stderr.split(marker + "\n")
+        if len(chunks) != len(commands) + 1 or len(errors) != len(commands) + 1:
+            raise OscError(f"batch did not run to the end:\n{result}")
+        failed = [f"{lines[2 * n]}: {err.strip()}" for n, err in enumerate(errors[:-1]) if err.strip()]
+        if failed:
+            raise OscError("failed in a batch:\n" + "\n".join(failed) + f"\n{result}")
         out: list[Any] = []
         for chunk, use_json in zip(chunks, formatted, strict=False):
             if use_json:
@@ -246,9 +257,10 @@ class KumoProcess:
                 out.append(chunk.strip())
         return out
 
-
-def _quote(arg: str) -> str:
-    # cmd2 splits like a POSIX shell (shlex); quote anything with spaces or quotes.
-    if arg and all(c.isalnum() or c in "-_.:/@=," for c in arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    def _marker_script(self) -> Path:
+        path = self.state_dir.parent / "e2e-mark.sh"
+        if not path.exists():
+            path.write_text('#!/bin/sh\necho "$1"\necho "$1" >&2\n')
+            path.chmod(0o755)
+        assert all(c.isalnum() or c in SAFE_PUNCTUATION for c in str(path)), path
+        return path

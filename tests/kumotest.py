@@ -115,7 +115,38 @@ class Cloud:
         return user
 
 
+_TEMPLATE_DB: Path | None = None
+
+
+def migrated_sqlite_template() -> Path:
+    """A migrated SQLite file made once per test process; each cloud starts from a copy.
+
+    Node.start still runs the migrations (and finds nothing to do), so the
+    migration path stays covered while tests skip its fixed cost.
+    """
+    global _TEMPLATE_DB
+    if _TEMPLATE_DB is None:
+        import tempfile
+
+        from kumo.core.db import upgrade_sync
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        path = Path(tempfile.mkdtemp(prefix="kumo-template-")) / "kumo.db"
+        with ThreadPoolExecutor(1) as pool:  # Alembic runs its own event loop
+            pool.submit(upgrade_sync, f"sqlite+aiosqlite:///{path}").result()
+        _TEMPLATE_DB = path
+    return _TEMPLATE_DB
+
+
 async def start_cloud(settings: Settings) -> AsyncIterator[Cloud]:
+    if not settings.database.url:
+        import shutil
+
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        target = settings.state_dir / "kumo.db"
+        if not target.exists():
+            shutil.copyfile(migrated_sqlite_template(), target)
     node = Node(settings, ["controller"])
     await node.start()
     transport = httpx.ASGITransport(app=node.asgi_app())

@@ -21,6 +21,7 @@ from kumo.identity.models import Assignment, Domain, Group, ImpliedRole, Members
 from kumo.identity.store import IdentityStore, apply_fields, flush_unique
 
 SYSTEM_TARGET = "system"
+PROHIBITED_IMPLIED_ROLES = ("admin",)  # Keystone's [assignment] prohibited_implied_role default
 ACTOR_MODELS: dict[str, tuple[type[User] | type[Group], str]] = {"user": (User, "user"), "group": (Group, "group")}
 TARGET_MODELS: dict[str, tuple[type[Project] | type[Domain] | None, str]] = {
     "project": (Project, "project"), "domain": (Domain, "domain"), "system": (None, "system")}
@@ -99,6 +100,9 @@ class RoleService:
         async with self.store.db.session() as s:
             prior = await self.store.get(s, Role, prior_id, "role")
             implied = await self.store.get(s, Role, implied_id, "role")
+            if implied.name in PROHIBITED_IMPLIED_ROLES and not implied.domain_id:
+                raise errors.Forbidden(f"{implied_id} is not a valid implied role: the role {implied.name} "
+                                       f"may not be implied.")
             if not prior.domain_id and implied.domain_id:
                 raise errors.Forbidden(f"{implied_id} is not a valid implied role: "
                                        f"a global role cannot imply a domain-specific role.")

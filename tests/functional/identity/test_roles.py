@@ -88,6 +88,12 @@ async def test_bootstrap_roles_and_inferences(cloud: Cloud) -> None:
     assert r.status_code == 403
     r = await cloud.client.patch(f"{V3}/roles/{ids['reader']}", headers=admin, json={"role": {"name": "x"}})
     assert r.status_code == 403
+    # ...until the one update an immutable role accepts clears the option.
+    r = await cloud.client.patch(f"{V3}/roles/{ids['reader']}", headers=admin,
+                                 json={"role": {"options": {"immutable": False}}})
+    assert r.status_code == 200 and r.json()["role"]["options"] == {"immutable": False}
+    r = await cloud.client.patch(f"{V3}/roles/{ids['reader']}", headers=admin, json={"role": {"description": "r"}})
+    assert r.status_code == 200 and r.json()["role"]["description"] == "r"
 
 
 async def test_implied_role_lifecycle_and_loop(cloud: Cloud) -> None:
@@ -108,6 +114,8 @@ async def test_implied_role_lifecycle_and_loop(cloud: Cloud) -> None:
     assert r.status_code == 403  # a -> b -> a would be a loop
     r = await cloud.client.put(f"{V3}/roles/{a['id']}/implies/nope", headers=admin)
     assert r.status_code == 404
+    r = await cloud.client.put(f"{V3}/roles/{a['id']}/implies/{await _role_id(cloud, admin, 'admin')}", headers=admin)
+    assert r.status_code == 403  # Keystone's prohibited_implied_role: nothing may imply admin
 
     assert (await cloud.client.delete(url, headers=admin)).status_code == 204
     assert (await cloud.client.get(url, headers=admin)).status_code == 404

@@ -156,11 +156,14 @@ async def test_change_own_password(cloud: Cloud) -> None:
     r = await login(cloud, "me", "old-pw")
     assert r.status_code == 401 and r.json()["error"]["code"] == 401
 
+    # As in Keystone, the original password is the proof, not the token: another
+    # user's token cannot change a password it does not know.
     victim = await create_user(cloud, admin, name="victim", password="pw-victim")
     mine = {"X-Auth-Token": await cloud.token("me", "new-pw", project=None)}
     r = await cloud.client.post(f"{V3}/users/{victim['id']}/password", headers=mine,
-                                json={"user": {"original_password": "pw-victim", "password": "mine-now"}})
-    assert r.status_code == 403
+                                json={"user": {"original_password": "a-guess", "password": "mine-now"}})
+    assert r.status_code == 401
+    assert (await login(cloud, "victim", "pw-victim")).status_code == 201
     r = await cloud.client.post(url, headers=mine, json={"user": {"password": "no-original"}})
     assert r.status_code == 400
 

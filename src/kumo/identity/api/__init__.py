@@ -23,7 +23,9 @@ PUBLIC = {("GET", "/"), ("HEAD", "/"), ("GET", "/v3"), ("HEAD", "/v3"), ("GET", 
 
 
 def is_public(method: str, path: str) -> bool:
-    """Version documents and token issue need no token; everything else does."""
+    """Version documents, token issue and password change need no token; everything else does."""
+    if method == "POST" and path.startswith("/v3/users/") and path.endswith("/password"):
+        return path.count("/") == 4
     return (method, path) in PUBLIC
 
 

@@ -23,7 +23,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,13 @@ class OscResult:
     def __str__(self) -> str:
         return (f"openstack {' '.join(self.args)} -> exit {self.returncode}\n"
                 f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}")
+
+
+def concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent calls (each typically one ``openstack`` process) at the same time; re-raise the first error."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [f.result() for f in futures]
 
 
 def write_clouds_yaml(path: Path, clouds: dict[str, dict[str, Any]]) -> Path:

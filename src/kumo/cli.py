@@ -58,9 +58,21 @@ async def _run_node(settings: Settings, roles: list[str], banner: bool) -> int:
     return 0
 
 
+def _openstack_command() -> str:
+    """``openstack`` if it is on PATH, else the venv's copy (make up installs it there)."""
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("openstack"):
+        return "openstack"
+    beside = Path(sys.executable).parent / "openstack"
+    return str(beside) if beside.exists() else "openstack"
+
+
 def _print_banner(settings: Settings, seconds: float) -> None:
     base = settings.api.base_url()
     clouds = settings.state_dir / "clouds.yaml"
+    osc = _openstack_command()
     print(f"""
 Kumo is up ({seconds:.1f}s): {base}
   identity  {base}/identity/v3
@@ -68,7 +80,7 @@ Kumo is up ({seconds:.1f}s): {base}
 Use it with the OpenStack client:
   export OS_CLIENT_CONFIG_FILE={clouds}
   export OS_CLOUD=kumo
-  openstack token issue
+  {osc} token issue
 or: source {settings.state_dir / 'openrc'}
 
 The admin password is in {settings.state_dir / 'admin-password'}. Ctrl-C stops the cloud; data stays.

@@ -266,7 +266,7 @@ EXPECTED_IDENTITY_ACTIONS = [
         "list_application_credentials create_application_credential delete_application_credential "
         "validate_token check_token revoke_token list_user_projects list_projects_for_user "
         "get_auth_catalog get_auth_projects get_auth_domains get_auth_system list_groups_for_user "
-        "list_users_in_group check_user_in_group add_user_to_group remove_user_from_group change_password "
+        "list_users_in_group check_user_in_group add_user_to_group remove_user_from_group "
         "list_system_grants_for_user check_system_grant_for_user create_system_grant_for_user "
         "revoke_system_grant_for_user list_system_grants_for_group check_system_grant_for_group "
         "create_system_grant_for_group revoke_system_grant_for_group"
@@ -353,5 +353,3 @@ def test_shipped_application_credentials_and_password(shipped: Enforcer):
     assert not shipped.check("identity:create_application_credential", ADMIN, user_target("u2"))
     assert shipped.check("identity:delete_application_credential", ADMIN, user_target("u2"))
     assert not shipped.check("identity:list_application_credentials", MEMBER, user_target("u2"))
-    assert shipped.check("identity:change_password", MEMBER, user_target("u1"))
-    assert not shipped.check("identity:change_password", ADMIN, user_target("u2"))

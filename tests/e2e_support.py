@@ -41,6 +41,14 @@ FORMATTED_VERBS = {"list", "show", "create", "issue"}
 SAFE_PUNCTUATION = "-_.:/@=,+"
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the test process dies, so even a killed pytest leaks no ``kumo up``."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -147,7 +155,9 @@ class KumoProcess:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "kumo.cli", "up"], env=env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         # Popen runs in the main thread, before any helper threads.
+                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
         finally:
             log.close()
         self.killed = False
@@ -204,7 +214,7 @@ class KumoProcess:
         use_json = json and wants_json(argv)
         if use_json:
             argv += ["-f", "json"]
-        done = subprocess.run([str(OPENSTACK), *argv], env=self.osc_env(cloud, config), capture_output=True,
+        done = subprocess.run([str(OPENSTACK), *argv], check=False, env=self.osc_env(cloud, config), capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         result = OscResult(argv, done.returncode, done.stdout, done.stderr)
         if not check:
@@ -244,7 +254,7 @@ class KumoProcess:
             lines.append(" ".join(argv))
             lines.append(f"!{self._marker_script()} {marker}")
         script = "\n".join(lines) + "\n"
-        done = subprocess.run([str(OPENSTACK)], env=self.osc_env(cloud, config), input=script,
+        done = subprocess.run([str(OPENSTACK)], check=False, env=self.osc_env(cloud, config), input=script,
                               capture_output=True, text=True, timeout=timeout)
         result = OscResult(["<batch>", *lines[::2]], done.returncode, done.stdout, done.stderr)
         chunks = done.stdout.split(marker + "\n")

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from e2e_support import KumoProcess, OscResult, concurrently, unique, write_clouds_yaml
 
 pytestmark = pytest.mark.e2e

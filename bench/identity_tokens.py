@@ -40,6 +40,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -97,7 +98,7 @@ def git_revision() -> str:
         rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+                               text=True, timeout=10, check=False).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -129,6 +130,61 @@ def process_cpu_s(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def system_busy_s() -> float:
+    """CPU seconds the whole machine has spent not idle (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its finished children (wrk)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class CpuMeter:
+    """Where the CPU went during a measurement: the server, the load generator, anything else.
+
+    ``other_cpu_s`` is CPU used by processes that are not part of the
+    benchmark (another test run, another cloud): when it is large, the
+    figures of that run are lower than the machine can do.
+    """
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.pid = server_pid
+        self.wall = time.monotonic()
+        self.server = process_cpu_s(server_pid)
+        self.own = own_cpu_s()
+        self.busy = system_busy_s()
+
+    def stop(self) -> dict[str, float]:
+        server = process_cpu_s(self.pid) - self.server
+        own = own_cpu_s() - self.own
+        busy = system_busy_s() - self.busy
+        return {"wall_s": round(time.monotonic() - self.wall, 2), "server_cpu_s": round(server, 2),
+                "loadgen_cpu_s": round(own, 2), "other_cpu_s": round(max(0.0, busy - server - own), 2)}
+
+
+def wait_idle(max_wait: float, server_pid: int | None, threshold: float = 0.15) -> None:
+    """Wait (up to ``max_wait`` s) until the machine, minus our server, is below ``threshold`` busy."""
+    if max_wait <= 0:
+        return
+    deadline = time.monotonic() + max_wait
+    cores = os.cpu_count() or 1
+    while True:
+        busy0, server0, t0 = system_busy_s(), process_cpu_s(server_pid), time.monotonic()
+        time.sleep(2.0)
+        other = (system_busy_s() - busy0 - (process_cpu_s(server_pid) - server0)) / (time.monotonic() - t0) / cores
+        if other < threshold:
+            return
+        if time.monotonic() > deadline:
+            print(f"WARNING: the machine is still {other:.0%} busy with other work; measuring anyway",
+                  file=sys.stderr, flush=True)
+            return
+        print(f"  waiting for the machine to be idle ({other:.0%} busy with other work)", flush=True)
 
 
 def load_average() -> float:
@@ -246,10 +302,10 @@ def _ms(text: str) -> float:
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
-    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
-    total = re.search(r"^\s+(\d+) requests in ([\d.]+\w+)", output, re.M)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
+    total = re.search(r"^\s+(\d+) requests in ([\d.]+\w+)", output, re.MULTILINE)
     if not (rps and p50 and p99 and total):
         raise RuntimeError(f"could not parse wrk output:\n{output}")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
@@ -340,7 +396,7 @@ def hash_verify_ms(samples: int) -> dict[str, Any]:
     """One argon2id verify with the server's parameters (Kumo's defaults), in this process."""
     opts = IdentityOptions()
     hasher = Hasher(time_cost=opts.password_hash_time_cost, memory_kib=opts.password_hash_memory_kib)
-    ph = hasher._ph  # noqa: SLF001 - the very PasswordHasher the server uses
+    ph = hasher._ph
     stored = ph.hash("bench-password-123")
     ph.verify(stored, "bench-password-123")  # warm-up
     times = []
@@ -383,14 +439,15 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         threads = max(1, min(args.threads, args.concurrency))
         print(f"[{backend}] validation warm-up {args.warmup}s", flush=True)
         run_wrk(url, token, args.warmup, args.concurrency, threads)
+        wait_idle(args.wait_idle, server.pid)
         print(f"[{backend}] validation {args.duration}s at {args.concurrency} connections", flush=True)
         result["load_average_before"] = load_average()
-        cpu0 = process_cpu_s(server.pid)
+        meter = CpuMeter(server.pid)
         validation, raw = run_wrk(url, token, args.duration, args.concurrency, threads)
-        cpu = process_cpu_s(server.pid) - cpu0
+        cpu = meter.stop()
         validation.update({"connections": args.concurrency, "threads": threads, "duration_s": args.duration,
-                           "server_cpu_s": round(cpu, 2),
-                           "server_cpu_us_per_request": round(cpu / validation["requests"] * 1e6, 1)})
+                           **cpu, "server_cpu_us_per_request": round(cpu["server_cpu_s"] / validation["requests"]
+                                                                     * 1e6, 1)})
         result["validation"] = validation
         result["wrk_output"] = raw
         if validation["non_2xx"] or validation["socket_errors"]:
@@ -398,24 +455,26 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                   f"{validation['socket_errors']} socket errors", flush=True)
 
         # (b) the hash alone, in this process, with the server idle.
+        wait_idle(args.wait_idle, server.pid)
         print(f"[{backend}] argon2id verify x{args.hash_samples}", flush=True)
         result["hash_verify"] = hash_verify_ms(args.hash_samples)
 
         # (c) password issue at 1 and 4 clients; token-method issue (no hash) at 1.
+        def measured_issue(body: dict[str, Any], conc: int) -> dict[str, Any]:
+            wait_idle(args.wait_idle, server.pid)
+            meter = CpuMeter(server.pid)
+            run = issue_load(server.base, body, args.issue_requests, conc, args.issue_time_limit)
+            cpu = meter.stop()
+            return {**run.summary(), **cpu,
+                    "server_cpu_ms_per_request": round(cpu["server_cpu_s"] / run.requests * 1000, 2)}
+
         issue: dict[str, Any] = {}
         for conc in args.issue_concurrency:
             print(f"[{backend}] password issue: {args.issue_requests} requests at {conc} clients", flush=True)
-            cpu0 = process_cpu_s(server.pid)
-            run = issue_load(server.base, password_body(password), args.issue_requests, conc, args.issue_time_limit)
-            cpu = process_cpu_s(server.pid) - cpu0
-            issue[str(conc)] = {**run.summary(), "server_cpu_ms_per_request": round(cpu / run.requests * 1000, 2)}
+            issue[str(conc)] = measured_issue(password_body(password), conc)
         result["issue"] = issue
         print(f"[{backend}] token-method issue: {args.issue_requests} requests at 1 client", flush=True)
-        cpu0 = process_cpu_s(server.pid)
-        run = issue_load(server.base, token_body(token), args.issue_requests, 1, args.issue_time_limit)
-        cpu = process_cpu_s(server.pid) - cpu0
-        result["token_method_issue"] = {**run.summary(),
-                                        "server_cpu_ms_per_request": round(cpu / run.requests * 1000, 2)}
+        result["token_method_issue"] = measured_issue(token_body(token), 1)
         if "1" in issue:
             result["issue_overhead_ms"] = round(issue["1"]["p50_ms"] - result["hash_verify"]["median_ms"], 3)
     except BaseException:
@@ -435,9 +494,9 @@ def report(results: list[dict[str, Any]]) -> str:
     def fmt(v: float, digits: int = 1) -> str:
         return f"{v:,.{digits}f}"
 
-    lines = ["| backend | validation req/s | p50 ms | p99 ms | issue req/s @1 | p50 / p99 ms @1 "
-             "| issue req/s @4 | p50 / p99 ms @4 | argon2id verify ms | issue overhead ms "
-             "| token-method issue p50 ms |",
+    lines = [("| backend | validation req/s | p50 ms | p99 ms | issue req/s @1 | p50 / p99 ms @1 "
+              "| issue req/s @4 | p50 / p99 ms @4 | argon2id verify ms | issue overhead ms "
+              "| token-method issue p50 ms |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         v, i1, i4 = r["validation"], r["issue"].get("1"), r["issue"].get("4")
@@ -474,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mariadb-url", default=DEFAULT_MARIADB, help="MariaDB server (a database is created)")
     parser.add_argument("--kumo", default=str(Path(sys.executable).parent / "kumo"), help="the kumo executable")
     parser.add_argument("--results-dir", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--wait-idle", type=float, default=0.0,
+                        help="before each measurement, wait up to this many seconds for other work to stop")
     args = parser.parse_args(argv)
     args.issue_concurrency = [int(x) for x in str(args.issue_concurrency).split(",") if x.strip()]
     if shutil.which("wrk") is None:

@@ -76,6 +76,7 @@ def _print_banner(settings: Settings, seconds: float) -> None:
     print(f"""
 Kumo is up ({seconds:.1f}s): {base}
   identity  {base}/identity/v3
+  image     {base}/image
 
 Use it with the OpenStack client:
   export OS_CLIENT_CONFIG_FILE={clouds}

@@ -33,11 +33,14 @@ from kumo.core.web import json_response, root_app
 from kumo.identity.api import create_app as identity_app
 from kumo.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap_identity
 from kumo.identity.service import IdentityService
+from kumo.image.api import create_app as image_app
+from kumo.image.data import ImageData
+from kumo.image.service import ImageService
 
 log = logging.getLogger("kumo.node")
 
 # (service type, catalog name, mount path) of every API a controller serves.
-API_SERVICES = [("identity", "keystone", "/identity")]
+API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/image")]
 PENDING_ROLES = {"compute": "compute agent", "network": "network agent", "storage": "storage agents"}
 
 
@@ -48,6 +51,8 @@ class Node:
     db: Database | None = None
     bus: Bus | None = None
     identity: IdentityService | None = None
+    images: ImageService | None = None
+    image_data: ImageData | None = None
     bootstrap: BootstrapResult | None = None
     heartbeats: list[Heartbeat] = field(default_factory=list)
     server: uvicorn.Server | None = None
@@ -77,6 +82,8 @@ class Node:
         if "controller" in self.roles:
             self.identity = IdentityService(self.db, self.settings, self.bus)
             await self.identity.start()
+            self.images = ImageService(self.db, self.settings)
+            self.image_data = ImageData(self.images)
             if bootstrap:
                 await self.run_bootstrap()
             await self._beat("kumo-api", "controller")
@@ -102,8 +109,10 @@ class Node:
 
     def asgi_app(self):  # type: ignore[no-untyped-def]
         """The root ASGI app with every API this node serves."""
-        assert self.identity is not None
-        mounts = [("/identity", identity_app(self.identity, self.policy()))]
+        assert self.identity is not None and self.images is not None and self.image_data is not None
+        policy = self.policy()
+        mounts = [("/identity", identity_app(self.identity, policy)),
+                  ("/image", image_app(self.images, self.image_data, policy, self.identity.validator))]
 
         async def root(request):  # type: ignore[no-untyped-def]
             return json_response({"name": "kumo", "services": {t: f"{p}" for t, _, p in API_SERVICES}})
@@ -125,6 +134,8 @@ class Node:
     async def stop(self) -> None:
         for hb in self.heartbeats:
             await hb.stop()
+        if self.image_data is not None:
+            await self.image_data.stop()
         if self.identity is not None:
             await self.identity.stop()
         if self.bus is not None:

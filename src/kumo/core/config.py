@@ -86,6 +86,17 @@ class IdentityOptions(BaseModel):
     admin_password: str = Field("", description="Bootstrap admin password; empty = generate one.")
 
 
+class ImageOptions(BaseModel):
+    """Glance's storage options; quotas mirror its unified-limit names (in MiB)."""
+
+    store: str = Field("file", description="Image store backend: file (real) or fake (tests).")
+    image_size_total: int = Field(-1, description="Per-project image storage quota in MiB (-1 = unlimited).")
+    image_size_cap: int = Field(1099511627776, description="Largest single image in bytes (Glance's default 1 TiB).")
+    image_member_quota: int = Field(128, description="Members per image (-1 = unlimited).")
+    image_tag_quota: int = Field(128, description="Tags per image (-1 = unlimited).")
+    image_property_quota: int = Field(128, description="Custom properties per image (-1 = unlimited).")
+
+
 class LoggingOptions(BaseModel):
     level: str = Field("INFO", description="Root log level.")
 
@@ -102,6 +113,7 @@ class Settings(BaseSettings):
     bus: BusOptions = Field(default_factory=BusOptions)
     api: ApiOptions = Field(default_factory=ApiOptions)
     identity: IdentityOptions = Field(default_factory=IdentityOptions)
+    image: ImageOptions = Field(default_factory=ImageOptions)
     logging: LoggingOptions = Field(default_factory=LoggingOptions)
 
     _toml_data: dict[str, Any] = {}

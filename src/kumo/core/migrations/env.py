@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import kumo.core.models  # noqa: F401  (registers tables on Base.metadata)
 import kumo.identity.models  # noqa: F401
+import kumo.image.models  # noqa: F401
 from kumo.core.db import Base
 
 config = context.config

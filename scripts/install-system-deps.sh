@@ -8,6 +8,10 @@ PACKAGES=(
   python3-venv      # the project venv
   ca-certificates
   iproute2          # ip netns / bridges (network agent, tests)
+  qemu-system-x86   # boots guests (compute; the tiny-image boot test)
+  dosfstools        # mkfs.vfat: config drives (tiny-image boot test)
+  mtools            # mmd/mcopy: fill a vfat config drive without mounting it
+  qemu-utils        # qemu-img (image format inspector tests)
 )
 
 missing=()

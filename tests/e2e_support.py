@@ -108,6 +108,8 @@ class KumoProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     killed: bool = False
+    # Extra KUMO_* settings; the tiny image build is off unless a test asks for it.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -149,8 +151,9 @@ class KumoProcess:
             "KUMO_IDENTITY__PASSWORD_HASH_TIME_COST": "1",
             "KUMO_IDENTITY__PASSWORD_HASH_MEMORY_KIB": "1024",
             "KUMO_NODE__HOST": "e2e-host",
+            "KUMO_IMAGE__BOOTSTRAP_TINY": "false",
             "PYTHONUNBUFFERED": "1",
-        }
+        } | self.extra_env
         # Output goes to a file, not a pipe nobody drains, so the server can never block on it.
         log = self.log_path.open("ab")
         try:

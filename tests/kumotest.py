@@ -49,6 +49,7 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
     settings.identity.password_hash_memory_kib = 1024
     settings.identity.admin_password = "secret-admin-pw"
     settings.node.host = "test-host"
+    settings.image.bootstrap_tiny = False  # built and booted by tests/integration; slow to repeat per test
     for dotted, value in overrides.items():
         target: Any = settings
         *parents, leaf = dotted.split("__")

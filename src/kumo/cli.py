@@ -188,6 +188,22 @@ def _bump_identity_revision(settings: Settings) -> None:
         asyncio.run(bump())
 
 
+def cmd_image_build_tiny(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from kumo.image.tiny import TinyBuildError, build_tiny
+
+    output = Path(args.output) if args.output else settings.state_dir / "tiny"
+    cache = Path(args.cache) if args.cache else settings.state_dir / "cache" / "debs"
+    try:
+        image = build_tiny(output, cache, progress=_say)
+    except TinyBuildError as exc:
+        print(f"kumo: cannot build the tiny image: {exc}", file=sys.stderr)
+        return 1
+    _say(f"tiny image ready (kernel {image.version}): {image.kernel} {image.ramdisk}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kumo", description="Kumo: an OpenStack-compatible cloud.")
     parser.add_argument("--config", help="TOML config file (default: $KUMO_CONFIG or /etc/kumo/kumo.toml)")
@@ -205,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="run migrations").set_defaults(func=cmd_db_upgrade)
     ident = sub.add_parser("identity", help="identity service tools").add_subparsers(dest="id_cmd", required=True)
     ident.add_parser("rotate-keys", help="rotate Fernet token keys").set_defaults(func=cmd_rotate_keys)
+    image = sub.add_parser("image", help="image tools").add_subparsers(dest="image_cmd", required=True)
+    tiny = image.add_parser("build-tiny", help="build the small test image (kernel + initramfs) from Debian packages")
+    tiny.add_argument("--output", help="where tiny-vmlinuz and tiny-initrd.img go (default: <state_dir>/tiny)")
+    tiny.add_argument("--cache", help="where downloaded .deb files are kept (default: <state_dir>/cache/debs)")
+    tiny.set_defaults(func=cmd_image_build_tiny)
     return parser
 
 

@@ -98,7 +98,23 @@ class Node:
                                                   self.catalog_entries())
         auth_url = f"{self.settings.api.base_url()}/identity/v3"
         write_client_files(self.settings.state_dir, auth_url, password, self.settings.identity.region)
+        if self.settings.image.bootstrap_tiny:
+            await self._register_tiny()
         return self.bootstrap
+
+    async def _register_tiny(self) -> None:
+        assert self.images is not None and self.image_data is not None and self.bootstrap is not None
+        from kumo.image.bootstrap import admin_context, register_tiny
+
+        state = self.settings.state_dir
+        cache = Path(self.settings.image.tiny_cache_dir) if self.settings.image.tiny_cache_dir else \
+            state / "cache" / "debs"
+        ctx = admin_context(self.bootstrap.admin_user_id, self.bootstrap.admin_project_id)
+        try:
+            await register_tiny(self.images, self.image_data, ctx, state / "tiny", cache,
+                                lambda message: log.info("%s", message))
+        except Exception:  # noqa: BLE001 - a cloud without its test image still starts
+            log.warning("could not register the tiny test image", exc_info=True)
 
     async def _beat(self, binary: str, role: str) -> None:
         assert self.db is not None

@@ -95,6 +95,8 @@ class ImageOptions(BaseModel):
     image_member_quota: int = Field(128, description="Members per image (-1 = unlimited).")
     image_tag_quota: int = Field(128, description="Tags per image (-1 = unlimited).")
     image_property_quota: int = Field(128, description="Custom properties per image (-1 = unlimited).")
+    bootstrap_tiny: bool = Field(True, description="Build and register the `tiny` test image at first start.")
+    tiny_cache_dir: str = Field("", description="Where downloaded .deb files are kept; empty = state_dir/cache/debs.")
 
 
 class LoggingOptions(BaseModel):

@@ -50,8 +50,8 @@ def list_condition(ctx: AuthContext, visibility: str | None, member_status: str)
     if visibility == "shared":
         base = Image.visibility == "shared"
         return base if ctx.is_admin else and_(base, or_(Image.owner == project, shared_with_me))
-    if ctx.is_admin:
-        return None if visibility == "all" else Image.visibility != "community"
+    if ctx.is_admin:  # community images only on request, or when the admin's own project owns them
+        return None if visibility == "all" else or_(Image.visibility != "community", Image.owner == project)
     mine_or_public = or_(Image.owner == project, Image.visibility == "public",
                          and_(Image.visibility == "shared", shared_with_me))
     if visibility == "all":

@@ -68,14 +68,17 @@ class ImageData:
         self.images = images
         self.db = images.db
         self.store = images.store
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Image] = {}
 
     async def stop(self) -> None:
-        """Cancel imports still running (their images go back to ``queued`` on the next try)."""
-        for task in list(self._tasks):
+        """Cancel imports still running; their images go back to ``queued`` (the client stages again)."""
+        running = dict(self._tasks)
+        for task in running:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        for image in running.values():  # a task cancelled before it ran never reverted its image
+            await self._abandon_import(image, None)
 
     async def _claim(self, ctx: AuthContext, image_id: str, source: ImageStatus, target: ImageStatus) -> Image:
         """Move the image from ``source`` to ``target`` atomically, or 409."""
@@ -87,6 +90,11 @@ class ImageData:
                     raise errors.Conflict(f"Image {image_id} is already being uploaded or imported "
                                           f"(status {row.status}).")
                 check_transition(row.status, target)
+            if target == ImageStatus.SAVING:  # Glance: data is only saved once both formats are known
+                missing = [k for k in ("disk_format", "container_format") if not getattr(row, k)]
+                if missing:
+                    raise errors.BadRequest(f"Propert{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)} "
+                                            f"must be set prior to saving data.")
             result = await s.execute(update(Image).where(Image.id == image_id, Image.status == source)
                                      .values(status=target, updated_at=utcnow(), uploading_bytes=0))
             if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -109,7 +117,7 @@ class ImageData:
         cap = self.images.settings.image.image_size_cap
         base_usage = await self.images.usage(image.owner) if quota is not None and image.owner else 0
         digest = _Digest()
-        writer: StoreWriter = await self.store.open_writer(key)
+        writer = await self._open_writer(key)
         buffer = bytearray()
         next_quota_check = QUOTA_CHECK_EVERY
         try:
@@ -143,6 +151,19 @@ class ImageData:
             raise
         return Ingested(location, digest.size, digest.md5.hexdigest(), digest.sha512.hexdigest(), virtual_size)
 
+    async def _open_writer(self, key: str) -> StoreWriter:
+        """The store's writer; cancelled meanwhile, the writer (and its temporary file) is still thrown away."""
+        opening = asyncio.ensure_future(self.store.open_writer(key))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            try:
+                writer = await opening
+            except Exception:  # noqa: BLE001 - nothing was opened
+                raise asyncio.CancelledError from None
+            await writer.abort()
+            raise
+
     async def _flush(self, buffer: bytearray, digest: _Digest, writer: StoreWriter) -> None:
         block = bytes(buffer)
         buffer.clear()
@@ -161,7 +182,12 @@ class ImageData:
             virtual_size=got.virtual_size, uploading_bytes=0, staged=None)
         if not done:
             await self.store.delete(got.location)
-            raise errors.Conflict(f"Image {image.id} was deleted or changed during the upload.")
+            async with self.db.session() as s:
+                gone = await s.get(Image, image.id) is None
+            if gone:  # Glance: 410, the data uploaded so far is thrown away
+                raise errors.Gone(f"Image {image.id} could not be found after upload. The image may have been "
+                                  f"deleted during the upload, cleaning up the chunks uploaded.")
+            raise errors.Conflict(f"Image {image.id} was changed during the upload.")
         async with self.db.session() as s:
             row = await s.get(Image, image.id)
             assert row is not None
@@ -187,7 +213,8 @@ class ImageData:
         except BaseException:
             await self._set_status(image_id, ImageStatus.UPLOADING, status=ImageStatus.QUEUED, uploading_bytes=0)
             raise
-        if not await self._set_status(image_id, ImageStatus.UPLOADING, staged=got.location, uploading_bytes=got.size):
+        if not await self._set_status(image_id, ImageStatus.UPLOADING, staged=got.location, uploading_bytes=got.size,
+                                      size=got.size):
             await self.store.delete(got.location)
             raise errors.Conflict(f"Image {image_id} was deleted or changed while staging.")
 
@@ -198,27 +225,48 @@ class ImageData:
         async with self.db.session() as s:
             row = await self.images.load(s, ctx, image_id)
             access.require_owner(ctx, row, "import")
+            if row.status == ImageStatus.ACTIVE:
+                raise errors.Conflict("Image with status active cannot be target for import")
             if row.status != ImageStatus.UPLOADING or row.staged is None:
-                raise errors.Conflict(f"Image {image_id} has no staged data to import (status {row.status}).")
+                raise errors.Conflict(f"Image needs to be staged before 'glance-direct' method can be used "
+                                      f"(image {image_id} is {row.status}).")
+            for key in ("container_format", "disk_format"):
+                if not getattr(row, key):
+                    raise errors.Conflict(f"'{key}' needs to be set before import")
         image = await self._claim(ctx, image_id, ImageStatus.UPLOADING, ImageStatus.IMPORTING)
         task = asyncio.create_task(self._run_import(image), name=f"image-import-{image_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = image
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
         return task
 
     async def _run_import(self, image: Image) -> None:
         staged = image.staged
         assert staged is not None
         image.status = ImageStatus.IMPORTING
+        got: Ingested | None = None
         try:
             got = await self._ingest(image, self.store.read(staged), image.id, inspect=True)
             await self._finish(image, got, ImageStatus.IMPORTING)
-        except Exception as exc:  # noqa: BLE001 - the import is async: record the failure on the image
-            log.warning("import of image %s failed: %s", image.id, getattr(exc, "message", exc))
-            await self._set_status(image.id, ImageStatus.IMPORTING, status=ImageStatus.QUEUED, staged=None,
-                                   uploading_bytes=0)
+        except BaseException as exc:  # the import is async: record the failure on the image
+            if isinstance(exc, Exception):
+                log.warning("import of image %s failed: %s", image.id, getattr(exc, "message", exc))
+            else:  # cancelled (the process stops): never leave the image stuck in "importing"
+                log.warning("import of image %s interrupted; the image goes back to queued", image.id)
+            await self._abandon_import(image, got)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             await self.store.delete(staged)
+
+    async def _abandon_import(self, image: Image, got: Ingested | None) -> None:
+        """An import that did not finish: back to ``queued``, staged (and half-recorded) data removed."""
+        reverted = await self._set_status(image.id, ImageStatus.IMPORTING, status=ImageStatus.QUEUED, staged=None,
+                                          uploading_bytes=0, size=None, virtual_size=None)
+        if reverted:
+            if got is not None:  # committed, but never recorded as the image's data
+                await self.store.delete(got.location)
+            if image.staged:
+                await self.store.delete(image.staged)
 
     async def open_download(self, ctx: AuthContext, image_id: str) -> dict[str, Any] | None:
         """The image to download, or None when it has no data yet (Glance: 204)."""

@@ -19,11 +19,14 @@ as read by QEMU, ECMA-119). Hostile input only ever raises
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
 import uuid
 from dataclasses import dataclass
+
+log = logging.getLogger("kumo.image")
 
 PREFIX_LIMIT = (1 << 20) + 512  # 1 MiB of VMDK descriptor behind its 512-byte header
 TAIL_SIZE = 1536  # VMDK stream footer: marker + footer header + end-of-stream
@@ -50,7 +53,7 @@ _ISO_SECTOR = 2048
 _ISO_FIRST = 16 * _ISO_SECTOR
 _ISO_IDS = (b"CD001", b"BEA01", b"NSR02", b"NSR03", b"TEA01", b"BOOT2", b"CDW02")
 
-_EXTENT = re.compile(r'(rw|rdonly|noaccess)\s+(\d+)\s+(\w+)(?:\s+"([^"]*)")?(?:\s+(\d+))?', re.I)
+_EXTENT = re.compile(r'(rw|rdonly|noaccess)\s+(\d+)\s+(\w+)(?:\s+"([^"]*)")?(?:\s+(\d+))?', re.IGNORECASE)
 _FIELD = re.compile(r'([A-Za-z][\w.]*)\s*=\s*"?([^"]*)"?')
 
 
@@ -118,7 +121,7 @@ class FormatInspector:
         """Detect the format, check it against ``claimed_format`` and the safety rules, or raise."""
         claimed = claimed_format.strip().lower() if isinstance(claimed_format, str) else ""
         if claimed not in CLAIMABLE:
-            raise InspectionError(f"Disk format {claimed_format!r} cannot be inspected and is not accepted")
+            raise InspectionError(f"Disk format {str(claimed_format)[:32]!r} cannot be inspected and is not accepted")
         try:
             detected = self._detect()
             expected = "raw" if claimed in RAW_ALIASES else claimed
@@ -128,6 +131,7 @@ class FormatInspector:
         except InspectionError:
             raise
         except Exception as exc:  # a parser bug must never let hostile data through, nor crash the caller
+            log.warning("format inspector failed on data claimed as %s", claimed, exc_info=True)
             raise InspectionError(f"The {claimed} image is malformed and could not be inspected") from exc
         return ImageInfo(detected, virtual_size, self._pos)
 
@@ -338,9 +342,9 @@ class FormatInspector:
                 size_at = base + item_offset
             elif guid == _VHDX_FILE_PARAMS and item_length >= 8:
                 params_at = base + item_offset
-        if params_at is not None and (params := self._vhdx_item(params_at, 8)) is not None:
-            if struct.unpack_from("<I", params, 4)[0] & 2:  # HasParent
-                raise InspectionError("VHDX differencing images (with a parent image) are not allowed")
+        params = None if params_at is None else self._vhdx_item(params_at, 8)
+        if params is not None and struct.unpack_from("<I", params, 4)[0] & 2:  # HasParent
+            raise InspectionError("VHDX differencing images (with a parent image) are not allowed")
         if size_at is None:
             raise InspectionError("VHDX image has no virtual disk size")
         size = self._vhdx_item(size_at, 8)

@@ -9,6 +9,7 @@ transaction, so a patch with one bad operation changes nothing.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kumo.core import errors
@@ -20,6 +21,9 @@ RESERVED = {"deleted", "deleted_at", "location"}
 CORE = {"name", "visibility", "protected", "min_disk", "min_ram", "disk_format", "container_format", "tags",
         "owner", "os_hidden"}
 REMOVABLE_CORE: set[str] = set()
+# Custom properties Glance's image schema types more tightly than "string": a UUID, or null.
+UUID_PROPERTIES = {"kernel_id", "ramdisk_id"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def parse_path(path: Any) -> str:
@@ -63,6 +67,18 @@ def check_core_value(attr: str, value: Any) -> Any:
     return value
 
 
+def check_property_value(key: str, value: Any) -> None:
+    """A custom property's value: a string (``kernel_id``/``ramdisk_id``: an image UUID or null), else 400."""
+    if key in UUID_PROPERTIES:
+        if value is None or (isinstance(value, str) and _UUID.match(value)):
+            return
+        raise errors.BadRequest(f"Provided object does not match schema 'image': {value!r} does not match "
+                                f"'{_UUID.pattern}'. Failed validating '{key}'.")
+    if not isinstance(value, str):
+        raise errors.BadRequest(f"Provided object does not match schema 'image': {value!r} is not of type "
+                                f"'string'. Failed validating '{key}'.")
+
+
 def apply_patch(current: dict[str, Any], operations: Any) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
     """Apply operations to ``current`` (core attrs + properties).
 
@@ -104,9 +120,7 @@ def apply_patch(current: dict[str, Any], operations: Any) -> tuple[dict[str, Any
         if kind == "replace" and attr not in properties:
             raise errors.Conflict(f"Property {attr} does not exist.")
         value = op["value"]
-        if not isinstance(value, str):
-            raise errors.BadRequest(f"Provided object does not match schema 'image': {value!r} is not of type "
-                                    f"'string'. Failed validating '{attr}'.")
+        check_property_value(attr, value)
         properties[attr] = value
         props[attr] = value
         removed.discard(attr)

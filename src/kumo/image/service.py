@@ -23,7 +23,7 @@ from kumo.core.config import Settings
 from kumo.core.db import Database, utcnow
 from kumo.image import access
 from kumo.image.models import Image, ImageMember
-from kumo.image.patch import check_core_value
+from kumo.image.patch import check_core_value, check_property_value
 from kumo.image.states import ImageStatus, check_transition
 from kumo.image.store import ImageStore, create_store
 
@@ -105,9 +105,7 @@ class ImageService:
         if 0 <= quota < len(props):
             raise errors.OverQuota(f"Maximum number of properties exceeded: {quota}")
         for key, value in props.items():
-            if not isinstance(value, str):
-                raise errors.BadRequest(f"Provided object does not match schema 'image': {value!r} is not of "
-                                        f"type 'string'. Failed validating '{key}'.")
+            check_property_value(key, value)
             if len(key) > 255:
                 raise errors.BadRequest("Property names must be at most 255 characters.")
 

@@ -1,4 +1,4 @@
-"""Shell text for the tiny test image: ``/init`` and the udhcpc lease script.
+"""What is inside the tiny test image: ``/init``, the udhcpc lease script, the layout.
 
 Both run under busybox ``sh`` (ash) inside the guest. ``/init`` is PID 1, so it
 must never exit (that panics the kernel); every step tolerates a missing NIC,
@@ -17,6 +17,12 @@ Console markers (tests and the compute service look for these):
 """
 
 from __future__ import annotations
+
+import stat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kumo.image.tiny import CpioWriter
 
 # Functions shared by /init; kept separate so unit tests can run them with the host's sh.
 SHELL_LIB = r"""
@@ -96,11 +102,14 @@ config_drive() {
   return 1
 }
 fetch() {  # fetch URL FILE: bounded HTTP GET; no file left behind on failure
-  wget -q -T 2 -O "$2" "$1" 2>/dev/null && return 0
+  # (`timeout`, not `wget -T`: Debian's busybox-static 1.35 wget segfaults with -T)
+  timeout 4 wget -q -O "$2" "$1" 2>/dev/null && return 0
   rm -f "$2"
   return 1
 }
-MD=http://169.254.169.254
+# kumo.metadata_url=URL on the kernel command line replaces the link-local address (tests use it)
+MD=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^kumo\.metadata_url=//p' | head -n 1)
+MD=${MD:-http://169.254.169.254}
 if config_drive; then
   SOURCE=config-drive
 elif [ "$NET" = 1 ] && fetch "$MD/openstack/latest/meta_data.json" "$META/meta_data.json"; then
@@ -191,6 +200,11 @@ esac
 exit 0
 """
 
+# Directories of the image, made before anything else (busybox --install needs the bin dirs).
+DIRS = {d: 0o755 for d in ("bin", "sbin", "usr/bin", "usr/sbin", "usr/share/udhcpc", "etc/dropbear", "proc",
+                            "sys", "dev", "run", "mnt/config", "var/log", "lib/x86_64-linux-gnu", "lib64")}
+DIRS.update({"tmp": 0o1777, "root": 0o700})
+
 ETC_FILES = {
     "etc/passwd": "root:*:0:0:root:/root:/bin/sh\n",
     "etc/group": "root:x:0:\n",
@@ -198,3 +212,23 @@ ETC_FILES = {
     "etc/profile": "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='\\h:\\w\\$ '\n",
     "etc/hosts": "127.0.0.1 localhost\n",
 }
+
+
+def populate(cpio: CpioWriter, binaries: dict[str, bytes], modules: list[tuple[str, bytes]], release: str) -> None:
+    """Lay the image out: directories, device nodes, scripts, /etc, the executables and libraries
+    (``binaries``, by path), the kernel modules (``/init`` loads them in the given order)."""
+    for d, mode in DIRS.items():
+        cpio.add_dir(d, mode)
+    cpio.add_node("dev/console", stat.S_IFCHR, 5, 1)
+    cpio.add_node("dev/null", stat.S_IFCHR, 1, 3, 0o666)
+    cpio.add_file("init", INIT, 0o755)
+    cpio.add_symlink("bin/sh", "busybox")
+    cpio.add_file("usr/share/udhcpc/default.script", UDHCPC_SCRIPT, 0o755)
+    for name, text in {**ETC_FILES, "etc/kumo-tiny-release": release}.items():
+        cpio.add_file(name, text)
+    for path, data in sorted(binaries.items()):
+        cpio.add_file(path, data, 0o755)
+    for name, data in modules:
+        cpio.add_file(f"lib/modules/{name}.ko", data)
+    cpio.add_file("lib/modules/load-order", "".join(f"{name}\n" for name, _ in modules))
+    cpio.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -11,6 +12,7 @@ from starlette.routing import Route
 from kumo.core import errors
 from kumo.core.web import empty_response, json_response, read_json
 from kumo.image.api.common import authorize, data
+from kumo.image.store.base import DataMissing
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -95,12 +97,44 @@ async def download(request: Request) -> Response:
         except errors.KumoError:
             start, length = 0, size  # an unparseable Range is ignored, as HTTP says
         else:
+            body = await _opened(data(request).read(image["location"], start, length))
+            if body is None:
+                return empty_response(204)
             headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
             headers["Content-Length"] = str(length)
-            return StreamingResponse(data(request).read(image["location"], start, length), status_code=206,
-                                     headers=headers)
+            return StreamingResponse(body, status_code=206, headers=headers)
+    body = await _opened(data(request).read(image["location"]))
+    if body is None:
+        return empty_response(204)
     headers["Content-Length"] = str(size)
-    return StreamingResponse(data(request).read(image["location"]), headers=headers)
+    return StreamingResponse(body, headers=headers)
+
+
+async def _opened(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes] | None:
+    """``stream`` with its first block already read, or None when the store has lost the data.
+
+    Reading ahead before the response starts turns a missing file into Glance's
+    204 instead of a 200 whose body breaks off.
+    """
+    try:
+        first = await anext(stream)
+    except DataMissing:
+        return None
+    except StopAsyncIteration:
+        first = b""
+
+    async def chain() -> AsyncIterator[bytes]:
+        try:
+            if first:
+                yield first
+            async for block in stream:
+                yield block
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return chain()
 
 
 async def import_info(request: Request) -> Response:

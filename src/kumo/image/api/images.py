@@ -17,6 +17,8 @@ from kumo.image.patch import READ_ONLY, RESERVED, apply_patch
 from kumo.image.service import SORT_KEYS
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
+LIST_VISIBILITIES = ("community", "public", "private", "shared", "all")
+MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
 
 
 def _target(image: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -30,7 +32,7 @@ async def create_image(request: Request) -> Response:
     for key in body:
         if key in RESERVED:
             raise errors.Forbidden(f"Attribute '{key}' is reserved.")
-        if key in READ_ONLY:
+        if key in READ_ONLY and key != "id":  # a client may choose the id of a new image (Glance)
             raise errors.Forbidden(f"Attribute '{key}' is read-only.")
     ctx = await authorize(request, "image:add_image")
     image = await images(request).create(ctx, body)
@@ -47,6 +49,14 @@ async def list_images(request: Request) -> Response:
     filters: dict[str, list[str]] = {}
     for key, value in query.multi_items():
         filters.setdefault(key, []).append(value)
+    visibility = filters.get("visibility", [""])[-1]
+    if visibility and visibility not in LIST_VISIBILITIES:
+        raise errors.BadRequest(f"Invalid visibility value: {visibility}")
+    member_status = filters.get("member_status", ["accepted"])[-1]
+    if member_status not in MEMBER_STATUSES:
+        raise errors.BadRequest(f"Invalid status: {member_status}")
+    if "changes-since" in filters:
+        raise errors.BadRequest('The "changes-since" filter is no longer available on v2.')
     found = await images(request).list(ctx, filters, sort, page.limit, page.marker)
     body: dict[str, Any] = {"images": [image_view(i) for i in found], "first": "/v2/images",
                             "schema": "/v2/schemas/images"}

@@ -20,8 +20,8 @@ def image_view(image: dict[str, Any]) -> dict[str, Any]:
         "updated_at": isotime(image["updated_at"]), "self": f"/v2/images/{image_id}",
         "file": f"/v2/images/{image_id}/file", "schema": "/v2/schemas/image",
     })
-    if image.get("stored"):
-        view["stores"] = "file"
+    # No "stores": Glance shows it only with multiple stores (enabled_backends), and openstacksdk's
+    # update_image() would then send {"op": "remove", "path": "/stores"} and fail.
     return view
 
 

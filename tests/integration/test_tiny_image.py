@@ -79,7 +79,7 @@ def _free_port() -> int:
 
 def _user_net_available() -> bool:
     assert QEMU
-    out = subprocess.run([QEMU, "-netdev", "help"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([QEMU, "-netdev", "help"], check=False, capture_output=True, text=True, timeout=30)
     return "user" in out.stdout.split()
 
 
@@ -164,7 +164,7 @@ def test_tiny_image_boots_and_reads_config_drive(tiny: TinyImage) -> None:
                     ["ssh", "-i", str(run / "key"), "-p", str(port), "-o", "BatchMode=yes",
                      "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                      "-o", "ConnectTimeout=30", "root@127.0.0.1", "hostname; echo KUMO-SSH-OK"],
-                    capture_output=True, text=True, timeout=90)
+                    check=False, capture_output=True, text=True, timeout=90)
                 assert ssh.stdout.split() == ["tiny-test", "KUMO-SSH-OK"], ssh.stderr
                 print(f"ssh login after {time.monotonic() - started:.1f}s")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from imagetest import ImageEnv
 from kumotest import Cloud, make_settings, start_cloud
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from kumotest import Cloud
 
 API = "/image/v2"

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-
 from imagetest import IMAGES, OCTET, ImageEnv, chunked, qcow2_header
 
 MIB = 1024 * 1024
@@ -185,11 +184,10 @@ async def test_qemu_img_images(env: ImageEnv, tmp_path: Path) -> None:
     alpha = await env.project("alpha")
     work = tmp_path / "qemu"
     work.mkdir()
-    subprocess.run(["qemu-img", "create", "-f", "raw", str(work / "base"), "1M"], check=True, capture_output=True)
-    subprocess.run(["qemu-img", "create", "-f", "qcow2", "-b", str(work / "base"), "-F", "raw",
-                    str(work / "backed.qcow2")], check=True, capture_output=True)
-    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(work / "plain.qcow2"), "64M"], check=True,
-                   capture_output=True)
+    for args in (["-f", "raw", str(work / "base"), "1M"],
+                 ["-f", "qcow2", "-b", str(work / "base"), "-F", "raw", str(work / "backed.qcow2")],
+                 ["-f", "qcow2", str(work / "plain.qcow2"), "64M"]):
+        await asyncio.to_thread(subprocess.run, ["qemu-img", "create", *args], check=True, capture_output=True)
     backed = await env.create(alpha, name="backed", disk_format="qcow2", container_format="bare")
     r = await env.upload(alpha, backed["id"], (work / "backed.qcow2").read_bytes(), expect=400)
     assert "backing file" in r.json()["message"]

@@ -6,8 +6,6 @@ import datetime as dt
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 from imagetest import IMAGES, PATCH_TYPE, ImageEnv
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from imagetest import API, IMAGES, OCTET, ImageEnv, Project, chunked, qcow2_header
 
 MIB = 1024 * 1024

@@ -18,6 +18,8 @@ What it measures (every run, ``--repeat`` runs; the median is reported):
   and marks the image ``active`` before it answers.
 * **download** — ``GET /image/v2/images/{id}/file`` streamed by httpx into a
   file in the same directory, then ``fsync`` (so it is comparable to the copy).
+* **curl cross-check** (unless ``--no-curl``) — the same upload and download
+  with curl as the client, to tell the server's share from the Python client's.
 * **server memory** — the kumo process' ``VmRSS`` sampled every 20 ms during
   upload and download, and its ``VmHWM`` (peak RSS since start) before and
   after: constant memory means the peak does not grow with the image size.
@@ -30,7 +32,7 @@ measurement ``sync`` flushes what the previous one left dirty.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/image_transfer.py                 # 1 GiB, 3 runs, ~1 min
+    .venv/bin/python bench/image_transfer.py --wait-idle 120  # 1 GiB, 3 runs, ~2 min
     .venv/bin/python bench/image_transfer.py --size-mib 256 --repeat 1
 
 All traffic goes to 127.0.0.1. The server is always stopped (SIGINT, then

@@ -85,6 +85,12 @@ class CachingValidator:
         self.hits = 0
         self.misses = 0
 
+    def seed(self, token: str, ctx: AuthContext) -> None:
+        """Cache a context known to be valid (a token this process just issued)."""
+        self._entries[token] = (ctx, time.monotonic(), self.revision)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
     def invalidate(self) -> None:
         self.revision += 1
         self._entries.clear()

@@ -2,11 +2,11 @@
 
 Issue: prove who you are (password, an existing token, or an application
 credential), pick a scope (project, domain, system, or none), and get a
-Fernet token. Validate: decrypt, check expiry, then check against the
-database that the user, scope and roles still hold and that no revocation
-event matches. Validation results are cached by the caller
-(:class:`kumo.core.auth.CachingValidator`), so the database work is paid once
-per token per identity change.
+Fernet token. Validate: decrypt, check expiry, then check that the user,
+scope and roles still hold and that no revocation event matches. Both read
+the identity :class:`~kumo.identity.graph.Graph` (an in-memory snapshot per
+identity revision) rather than the database; a freshly issued token's
+context is put straight into the validation cache.
 """
 
 from __future__ import annotations
@@ -14,18 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from kumo.core import errors
 from kumo.core.auth import AuthContext
 from kumo.core.db import utcnow
 from kumo.identity.appcreds import AppCredService
-from kumo.identity.models import ApplicationCredential, Domain, Project, RevocationEvent, Role, User
-from kumo.identity.roles import RoleService
+from kumo.identity.graph import Graph, GraphCache, UserInfo
+from kumo.identity.models import ApplicationCredential, RevocationEvent, User
 from kumo.identity.store import IdentityStore
 from kumo.identity.tokens import TokenCodec, TokenPayload, new_audit_id
-from kumo.identity.users import UserService
 
 UNAUTHORIZED = "The request you have made requires authentication."
 
@@ -69,68 +65,74 @@ class AuthRequest:
 
 
 class Authenticator:
-    def __init__(self, store: IdentityStore, users: UserService, roles: RoleService, appcreds: AppCredService,
-                 codec: TokenCodec) -> None:
+    def __init__(self, store: IdentityStore, appcreds: AppCredService, codec: TokenCodec,
+                 graphs: GraphCache) -> None:
         self.store = store
-        self.users = users
-        self.roles = roles
         self.appcreds = appcreds
         self.codec = codec
+        self.graphs = graphs
 
     # -- issue -------------------------------------------------------------------
     async def issue(self, request: AuthRequest) -> tuple[str, AuthContext]:
+        """Authenticate, scope, and return the new token with its context."""
         for method in request.methods:
             if method not in ("password", "token", "application_credential"):
                 raise errors.Unauthorized(f"Attempted to authenticate with an unsupported method: {method}.")
-        async with self.store.db.session() as s:
-            if "application_credential" in request.methods:
-                payload = await self._auth_app_cred(s, request)
-            elif "password" in request.methods:
-                payload = await self._auth_password(s, request)
-            elif "token" in request.methods:
-                payload = await self._auth_token(s, request)
-            else:
-                raise errors.ValidationError("'methods' must name at least one authentication method.")
+        if "application_credential" in request.methods:
+            payload, user = await self._auth_app_cred(request)
+        elif "password" in request.methods:
+            payload, user = await self._auth_password(request)
+        elif "token" in request.methods:
+            payload, user = await self._auth_token(request)
+        else:
+            raise errors.ValidationError("'methods' must name at least one authentication method.")
         token = self.codec.encode(payload)
-        return token, await self.validate(token)
+        graph = await self.graphs.get()
+        app_cred = await self._app_cred(payload.app_cred_id) if payload.app_cred_id else None
+        ctx = self._context(graph, token, payload, user, app_cred)
+        if ctx is None:
+            raise errors.Unauthorized(UNAUTHORIZED)
+        return token, ctx
 
-    async def _find_user(self, s: AsyncSession, ref: UserRef) -> User | None:
+    async def _find_user(self, ref: UserRef, *, fresh: bool = False) -> UserInfo | None:
         if ref.id:
-            return await s.get(User, ref.id)
+            return await self.graphs.user(user_id=ref.id, fresh=fresh)
+        graph = await self.graphs.get()
         domain_id = ref.domain_id
         if domain_id is None and ref.domain_name:
-            domain_id = await s.scalar(select(Domain.id).where(Domain.name == ref.domain_name))
+            domain_id = graph.domain_ids.get(ref.domain_name) or (await self.graphs.refresh()).domain_ids.get(
+                ref.domain_name)
         if not ref.name or domain_id is None:
             return None
-        return await s.scalar(select(User).where(User.name == ref.name, User.domain_id == domain_id))
+        return await self.graphs.user(name=ref.name, domain_id=domain_id, fresh=fresh)
 
-    async def _auth_password(self, s: AsyncSession, request: AuthRequest) -> TokenPayload:
+    async def _auth_password(self, request: AuthRequest) -> tuple[TokenPayload, UserInfo]:
         if request.password_user is None or request.password is None:
             raise errors.ValidationError("'password' method needs a user and a password.")
-        user = await self._find_user(s, request.password_user)
         rules = self.store.settings.identity.security_compliance
-        options = (user.options or {}) if user else {}
-        if user is not None and rules.lockout_failure_attempts and not options.get("ignore_lockout_failure_attempts"):
+        lockout = rules.lockout_failure_attempts > 0
+        user = await self._find_user(request.password_user, fresh=lockout)  # counters must be current
+        options = user.options if user else {}
+        if user is not None and lockout and not options.get("ignore_lockout_failure_attempts"):
             if (user.failed_auth_count >= rules.lockout_failure_attempts and user.failed_auth_at is not None
                     and user.failed_auth_at + dt.timedelta(seconds=rules.lockout_duration) > utcnow()):
                 raise errors.Unauthorized(f"The account is locked for user: {user.id}.")
-        current = await self.users.current_password(s, user.id) if user else None
-        if not await self.store.hasher.verify(current.hash if current else None, request.password) or user is None:
-            if user is not None and rules.lockout_failure_attempts:
+        if not await self.store.hasher.verify(user.password_hash if user else None, request.password) or user is None:
+            if user is not None and lockout:
                 await self._record_failure(user.id, rules.lockout_duration)
             raise errors.Unauthorized(UNAUTHORIZED)
-        await self._check_user_enabled(s, user)
-        if (current is not None and current.expires_at is not None and current.expires_at <= utcnow()
+        graph = await self.graphs.get()
+        self._check_user_enabled(graph, user)
+        if (user.password_expires_at is not None and user.password_expires_at <= utcnow()
                 and not options.get("ignore_password_expiry")):
             raise errors.Unauthorized(f"The password is expired and needs to be changed for user: {user.id}.")
         if user.failed_auth_count:
-            user.failed_auth_count = 0
-            user.failed_auth_at = None
-        scope = await self._resolve_scope(s, user, request.scope)
+            await self._reset_failures(user.id)
+        scope = await self._resolve_scope(user, request.scope)
         now = utcnow()
         return TokenPayload(user_id=user.id, methods=("password",), audit_ids=(new_audit_id(),), issued_at=now,
                             expires_at=now + dt.timedelta(seconds=self.store.settings.identity.token_expiration),
-                            **scope)
+                            **scope), user
 
     async def _record_failure(self, user_id: str, lockout_duration: int) -> None:
         """Count a failed login in its own transaction (the login itself fails)."""
@@ -143,7 +145,14 @@ class Authenticator:
             user.failed_auth_count += 1
             user.failed_auth_at = utcnow()
 
-    async def _auth_token(self, s: AsyncSession, request: AuthRequest) -> TokenPayload:
+    async def _reset_failures(self, user_id: str) -> None:
+        async with self.store.db.session() as s:
+            user = await s.get(User, user_id)
+            if user is not None:
+                user.failed_auth_count = 0
+                user.failed_auth_at = None
+
+    async def _auth_token(self, request: AuthRequest) -> tuple[TokenPayload, UserInfo]:
         if not request.token:
             raise errors.ValidationError("'token' method needs a token id.")
         try:
@@ -154,22 +163,29 @@ class Authenticator:
             raise errors.Forbidden("Rescoping a token made from an application credential is not allowed.")
         if (ctx.project_id or ctx.domain_id or ctx.system_scope) and request.scope.given:
             raise errors.Forbidden("Rescoping a scoped token is not allowed.")  # Keystone's allow_rescope_scoped_token=false
-        user = await s.get(User, ctx.user_id)
-        assert user is not None
+        user = await self.graphs.user(user_id=ctx.user_id)
+        if user is None:
+            raise errors.Unauthorized(UNAUTHORIZED)
         if request.scope.given:
-            scope = await self._resolve_scope(s, user, request.scope)
+            scope = await self._resolve_scope(user, request.scope)
         else:
             scope = {"project_id": ctx.project_id, "domain_id": ctx.domain_id, "system": ctx.system_scope}
         methods = tuple(dict.fromkeys((*ctx.methods, "token")))
         return TokenPayload(user_id=user.id, methods=methods, expires_at=ctx.expires_at,
-                            audit_ids=(new_audit_id(), ctx.audit_ids[-1]), issued_at=utcnow(), **scope)
+                            audit_ids=(new_audit_id(), ctx.audit_ids[-1]), issued_at=utcnow(), **scope), user
 
-    async def _auth_app_cred(self, s: AsyncSession, request: AuthRequest) -> TokenPayload:
+    async def _app_cred(self, cred_id: str) -> ApplicationCredential | None:
+        async with self.store.db.session() as s:
+            return await s.get(ApplicationCredential, cred_id)
+
+    async def _auth_app_cred(self, request: AuthRequest) -> tuple[TokenPayload, UserInfo]:
         user_id = None
         if request.app_cred_user is not None:
-            owner = await self._find_user(s, request.app_cred_user)
+            owner = await self._find_user(request.app_cred_user)
             user_id = owner.id if owner else None
-        cred = await self.appcreds.lookup(s, cred_id=request.app_cred_id, name=request.app_cred_name, user_id=user_id)
+        async with self.store.db.session() as s:
+            cred = await self.appcreds.lookup(s, cred_id=request.app_cred_id, name=request.app_cred_name,
+                                              user_id=user_id)
         if cred is None or not await self.store.hasher.verify(cred.secret_hash, request.app_cred_secret or ""):
             if cred is None:
                 await self.store.hasher.verify(None, request.app_cred_secret or "")
@@ -178,146 +194,132 @@ class Authenticator:
             raise errors.Unauthorized("Application credential has expired.")
         if request.scope.given and request.scope.project_id not in (None, cred.project_id):
             raise errors.Forbidden("Application credentials cannot request a scope.")
-        user = await s.get(User, cred.user_id)
-        assert user is not None
-        await self._check_user_enabled(s, user)
+        user = await self.graphs.user(user_id=cred.user_id)
+        if user is None:
+            raise errors.Unauthorized(UNAUTHORIZED)
+        self._check_user_enabled(await self.graphs.get(), user)
         now = utcnow()
         expires = now + dt.timedelta(seconds=self.store.settings.identity.token_expiration)
         if cred.expires_at is not None:
             expires = min(expires, cred.expires_at)
         return TokenPayload(user_id=user.id, methods=("application_credential",), audit_ids=(new_audit_id(),),
                             issued_at=now, expires_at=expires, project_id=cred.project_id, system=cred.system,
-                            app_cred_id=cred.id)
+                            app_cred_id=cred.id), user
 
-    async def _check_user_enabled(self, s: AsyncSession, user: User) -> None:
-        domain = await s.get(Domain, user.domain_id)
+    @staticmethod
+    def _check_user_enabled(graph: Graph, user: UserInfo) -> None:
+        domain = graph.domains.get(user.domain_id)
         if not user.enabled or domain is None or not domain.enabled:
             raise errors.Unauthorized(f"The account is disabled for user: {user.id}.")
 
-    async def _resolve_scope(self, s: AsyncSession, user: User, scope: ScopeRequest) -> dict[str, str | None]:
+    async def _resolve_scope(self, user: UserInfo, scope: ScopeRequest) -> dict[str, str | None]:
         """Turn a scope request into ids, checking it exists, is enabled, and the user has a role there."""
         none: dict[str, str | None] = {"project_id": None, "domain_id": None, "system": None}
+        graph = await self.graphs.get()
         if scope.system:
             if scope.system != "all":
                 raise errors.ValidationError("Only the 'all' system scope exists.")
-            if not await self.roles.effective_role_ids(s, user.id, system="all"):
+            if not graph.effective_role_ids(user.id, system="all"):
                 raise errors.Unauthorized(f"User {user.id} has no access to the system.")
             return {**none, "system": "all"}
         if scope.domain_id or scope.domain_name:
-            stmt = select(Domain).where(Domain.id == scope.domain_id if scope.domain_id else Domain.name == scope.domain_name)
-            domain = await s.scalar(stmt)
+            domain_id = scope.domain_id or graph.domain_ids.get(scope.domain_name or "")
+            if domain_id not in graph.domains:
+                graph = await self.graphs.refresh()
+                domain_id = scope.domain_id or graph.domain_ids.get(scope.domain_name or "")
+            domain = graph.domains.get(domain_id or "")
             if domain is None:
                 raise errors.Unauthorized(f"Could not find domain: {scope.domain_id or scope.domain_name}.")
             if not domain.enabled:
                 raise errors.Unauthorized(f"Domain is disabled: {domain.id}.")
-            if not await self.roles.effective_role_ids(s, user.id, domain_id=domain.id):
+            if not graph.effective_role_ids(user.id, domain_id=domain.id):
                 raise errors.Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
             return {**none, "domain_id": domain.id}
-        project = None
-        if scope.project_id:
-            project = await s.get(Project, scope.project_id)
-        elif scope.project_name:
-            domain_id = scope.project_domain_id
-            if domain_id is None and scope.project_domain_name:
-                domain_id = await s.scalar(select(Domain.id).where(Domain.name == scope.project_domain_name))
-            if domain_id is None:
-                raise errors.ValidationError("A project given by name needs its domain (id or name).")
-            project = await s.scalar(select(Project).where(Project.name == scope.project_name,
-                                                          Project.domain_id == domain_id))
+        if scope.project_id or scope.project_name:
+            project_id = self._project_id(graph, scope)
+            if project_id not in graph.projects:
+                graph = await self.graphs.refresh()
+                project_id = self._project_id(graph, scope)
         elif not scope.unscoped and user.default_project_id:
-            project = await s.get(Project, user.default_project_id)
-            if project is None or not project.enabled or not await self.roles.effective_role_ids(
-                    s, user.id, project_id=project.id):
+            project = graph.projects.get(user.default_project_id)
+            if project is None or not project.enabled or not graph.effective_role_ids(user.id, project_id=project.id):
                 return none  # Keystone falls back to an unscoped token here
+            project_id = project.id
         else:
             return none
+        project = graph.projects.get(project_id or "")
         if project is None:
             raise errors.Unauthorized(f"Could not find project: {scope.project_id or scope.project_name}.")
-        await self._check_project_usable(s, project)
-        if not await self.roles.effective_role_ids(s, user.id, project_id=project.id):
+        domain = graph.domains.get(project.domain_id)
+        if not project.enabled or domain is None or not domain.enabled:
+            raise errors.Unauthorized(f"Project {project.id} is disabled.")
+        if not graph.effective_role_ids(user.id, project_id=project.id):
             raise errors.Unauthorized(f"User {user.id} has no access to project {project.id}.")
         return {**none, "project_id": project.id}
 
-    async def _check_project_usable(self, s: AsyncSession, project: Project) -> None:
-        domain = await s.get(Domain, project.domain_id)
-        if not project.enabled or domain is None or not domain.enabled:
-            raise errors.Unauthorized(f"Project {project.id} is disabled.")
+    @staticmethod
+    def _project_id(graph: Graph, scope: ScopeRequest) -> str | None:
+        if scope.project_id:
+            return scope.project_id
+        domain_id = scope.project_domain_id or graph.domain_ids.get(scope.project_domain_name or "")
+        if domain_id is None:
+            raise errors.ValidationError("A project given by name needs its domain (id or name).")
+        return graph.project_ids.get((domain_id, scope.project_name or ""))
 
     # -- validate ------------------------------------------------------------------
     async def validate(self, token: str) -> AuthContext:
         payload = self.codec.decode(token)
         if payload.expires_at <= utcnow():
             raise errors.NotFound("The token has expired.")
-        async with self.store.db.session() as s:
-            return await self._context(s, token, payload)
-
-    async def _context(self, s: AsyncSession, token: str, p: TokenPayload) -> AuthContext:
+        graph = await self.graphs.get()
         invalid = errors.NotFound(f"Could not find token: {token[:16]}...")
-        if await self._is_revoked(s, p):
+        if graph.is_revoked(payload):
             raise invalid
-        user = await s.get(User, p.user_id)
-        user_domain = await s.get(Domain, user.domain_id) if user else None
-        if user is None or not user.enabled or user_domain is None or not user_domain.enabled:
+        user = await self.graphs.user(user_id=payload.user_id)
+        app_cred = await self._app_cred(payload.app_cred_id) if payload.app_cred_id else None
+        ctx = self._context(graph, token, payload, user, app_cred) if user is not None else None
+        if ctx is None:
             raise invalid
+        return ctx
+
+    def _context(self, graph: Graph, token: str, p: TokenPayload, user: UserInfo,
+                 cred: ApplicationCredential | None) -> AuthContext | None:
+        """The token's context, or None when its user, scope or roles no longer hold."""
+        user_domain = graph.domains.get(user.domain_id)
+        if not user.enabled or user_domain is None or not user_domain.enabled:
+            return None
         extra: dict[str, object] = {}
+        role_ids: set[str] = set()
         if p.project_id:
-            project = await s.get(Project, p.project_id)
-            pdomain = await s.get(Domain, project.domain_id) if project else None
+            project = graph.projects.get(p.project_id)
+            pdomain = graph.domains.get(project.domain_id) if project else None
             if project is None or pdomain is None or not project.enabled or not pdomain.enabled:
-                raise invalid
+                return None
             extra.update(project_id=project.id, project_name=project.name, project_domain_id=pdomain.id,
                          project_domain_name=pdomain.name)
-            role_ids = await self.roles.effective_role_ids(s, user.id, project_id=project.id)
+            role_ids = graph.effective_role_ids(user.id, project_id=project.id)
         elif p.domain_id:
-            domain = await s.get(Domain, p.domain_id)
+            domain = graph.domains.get(p.domain_id)
             if domain is None or not domain.enabled:
-                raise invalid
+                return None
             extra.update(domain_id=domain.id, domain_name=domain.name)
-            role_ids = await self.roles.effective_role_ids(s, user.id, domain_id=domain.id)
+            role_ids = graph.effective_role_ids(user.id, domain_id=domain.id)
         elif p.system:
             extra.update(system_scope=p.system)
-            role_ids = await self.roles.effective_role_ids(s, user.id, system=p.system)
-        else:
-            role_ids = set()
+            role_ids = graph.effective_role_ids(user.id, system=p.system)
         if p.app_cred_id:
-            cred = await s.get(ApplicationCredential, p.app_cred_id)
             if cred is None:
-                raise invalid
-            role_ids = await self.roles._implied_closure(s, set(cred.role_ids) & role_ids) if role_ids else set()
+                return None
+            role_ids = graph.closure(set(cred.role_ids) & role_ids) if role_ids else set()
             extra.update(app_cred_id=cred.id, app_cred_name=cred.name, app_cred_restricted=not cred.unrestricted)
         if (p.project_id or p.domain_id or p.system) and not role_ids:
-            raise invalid  # the role the token relied on is gone
-        roles: list[Role] = await self.roles.roles_by_ids(s, role_ids)
-        password = await self.users.current_password(s, user.id)
+            return None  # the role the token relied on is gone
+        roles = sorted((graph.role_names[r], r) for r in role_ids if r in graph.role_names)
         return AuthContext(
             token=token, user_id=user.id, user_name=user.name, user_domain_id=user_domain.id,
-            user_domain_name=user_domain.name, methods=p.methods, roles=tuple(r.name for r in roles),
-            role_ids=tuple(r.id for r in roles), expires_at=p.expires_at, issued_at=p.issued_at,
-            audit_ids=p.audit_ids, password_expires_at=password.expires_at if password else None,
-            **extra)  # type: ignore[arg-type]
-
-    async def _is_revoked(self, s: AsyncSession, p: TokenPayload) -> bool:
-        clauses = [RevocationEvent.audit_id.in_(p.audit_ids), RevocationEvent.user_id == p.user_id]
-        if p.project_id:
-            clauses.append(RevocationEvent.project_id == p.project_id)
-        if p.app_cred_id:
-            clauses.append(RevocationEvent.app_cred_id == p.app_cred_id)
-        events = await s.scalars(select(RevocationEvent).where(or_(*clauses)))
-        for ev in events:
-            if p.issued_at > ev.issued_before:
-                continue
-            if ev.audit_id is not None and ev.audit_id not in p.audit_ids:
-                continue
-            if ev.user_id is not None and ev.user_id != p.user_id:
-                continue
-            if ev.project_id is not None and ev.project_id != p.project_id:
-                continue
-            if ev.domain_id is not None and ev.domain_id != p.domain_id:
-                continue
-            if ev.app_cred_id is not None and ev.app_cred_id != p.app_cred_id:
-                continue
-            return True
-        return False
+            user_domain_name=user_domain.name, methods=p.methods, roles=tuple(n for n, _ in roles),
+            role_ids=tuple(i for _, i in roles), expires_at=p.expires_at, issued_at=p.issued_at,
+            audit_ids=p.audit_ids, password_expires_at=user.password_expires_at, **extra)  # type: ignore[arg-type]
 
     # -- revoke ----------------------------------------------------------------------
     async def revoke(self, token: str) -> None:

@@ -168,26 +168,6 @@ class ProjectService:
             await self.store.bump_revision(s)
         await self.store.changed()
 
-    async def ancestors(self, s: AsyncSession, project_id: str) -> list[str]:
-        """Ids of the parents of a project, nearest first."""
-        chain: list[str] = []
-        current = await s.get(Project, project_id)
-        while current is not None and current.parent_id and current.parent_id not in chain:
-            chain.append(current.parent_id)
-            current = await s.get(Project, current.parent_id)
-        return chain
-
-    async def subtree(self, s: AsyncSession, project_id: str) -> list[str]:
-        """Ids of every project below ``project_id``."""
-        found: list[str] = []
-        frontier = [project_id]
-        while frontier:
-            children = list(await s.scalars(select(Project.id).where(Project.parent_id.in_(frontier))))
-            children = [c for c in children if c not in found]
-            found.extend(children)
-            frontier = children
-        return found
-
 
 class GroupService:
     def __init__(self, store: IdentityStore) -> None:

@@ -24,7 +24,8 @@ from kumo.core.db import Database
 from kumo.identity.views import token_body
 from kumo.identity.appcreds import AppCredService
 from kumo.identity.assignments import AssignmentQuery
-from kumo.identity.authn import Authenticator
+from kumo.identity.authn import Authenticator, AuthRequest
+from kumo.identity.graph import GraphCache
 from kumo.identity.catalog import CatalogServiceLayer
 from kumo.identity.passwords import Hasher
 from kumo.identity.resources import DomainService, GroupService, ProjectService
@@ -56,8 +57,10 @@ class IdentityService:
         self.assignments = AssignmentQuery(self.store)
         self.keys.ensure()
         self.codec = TokenCodec(self.keys.load())
-        self.auth = Authenticator(self.store, self.users, self.roles, self.appcreds, self.codec)
-        self.validator = CachingValidator(self.auth, ttl=opts.cache_ttl)
+        self.validator = CachingValidator(_Deferred(), ttl=opts.cache_ttl)
+        self.graphs = GraphCache(self.store, self.validator)
+        self.auth = Authenticator(self.store, self.appcreds, self.codec, self.graphs)
+        self.validator.inner = self.auth
         self.revision = 0
         self.store.listeners.append(self._local_change)
         self._rendered: OrderedDict[tuple[str, bool], tuple[int, bytes]] = OrderedDict()
@@ -122,8 +125,13 @@ class IdentityService:
         return [d for d in await self.domains.list({}) if d["id"] in ids and d["enabled"]]
 
     async def has_system_role(self, user_id: str) -> bool:
-        async with self.store.db.session() as s:
-            return bool(await self.roles.effective_role_ids(s, user_id, system="all"))
+        return bool((await self.graphs.get()).effective_role_ids(user_id, system="all"))
+
+    async def issue(self, request: AuthRequest) -> tuple[str, AuthContext]:
+        """Issue a token and seed the validation cache with its context."""
+        token, ctx = await self.auth.issue(request)
+        self.validator.seed(token, ctx)
+        return token, ctx
 
     async def catalog_for(self, ctx: AuthContext) -> list[dict[str, Any]]:
         return await self.catalog.catalog(self.validator.revision)
@@ -141,6 +149,13 @@ class IdentityService:
         if len(self._rendered) > 20_000:
             self._rendered.popitem(last=False)
         return body
+
+
+class _Deferred:
+    """Placeholder validator until the authenticator exists (it needs the cache's revision)."""
+
+    async def validate(self, token: str) -> AuthContext:
+        raise RuntimeError("identity service not initialised")
 
 
 class _ChangeEndpoint:

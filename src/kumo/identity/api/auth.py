@@ -77,7 +77,7 @@ async def _body_for(request: Request, ctx: AuthContext) -> dict[str, object]:
 
 async def issue_token(request: Request) -> Response:
     body = await parse_body(request, schemas.AuthBody, MAX_BODY)
-    token, ctx = await service(request).auth.issue(auth_request(body))
+    token, ctx = await service(request).issue(auth_request(body))
     return json_response(await _body_for(request, ctx), status=201, headers={"X-Subject-Token": token})
 
 

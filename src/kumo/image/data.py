@@ -48,7 +48,7 @@ class Ingested:
 
 
 class _Digest:
-    """Hashes and inspector fed in a worker thread (hashlib releases the GIL)."""
+    """What an upload computes on the way: md5 (``checksum``), sha512 (``os_hash_value``), the format."""
 
     def __init__(self) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
@@ -56,11 +56,45 @@ class _Digest:
         self.inspector = FormatInspector()
         self.size = 0
 
-    def feed(self, block: bytes) -> None:
-        self.md5.update(block)
-        self.sha512.update(block)
-        self.inspector.feed(block)
-        self.size += len(block)
+
+
+class _Pipeline:
+    """Hashes, inspects and stores one block while the next one is received.
+
+    md5 and sha512 run in two worker threads at once (hashlib releases the
+    GIL) beside the store write, so an upload uses both cores; one block in
+    flight keeps memory constant.
+    """
+
+    def __init__(self, digest: _Digest, writer: StoreWriter) -> None:
+        self.digest = digest
+        self.writer = writer
+        self.pending: asyncio.Future[None] | None = None
+
+    async def push(self, block: bytes) -> None:
+        await self.drain()
+        self.pending = asyncio.ensure_future(self._process(block))
+
+    async def _process(self, block: bytes) -> None:
+        d = self.digest
+        await asyncio.gather(asyncio.to_thread(d.md5.update, block), asyncio.to_thread(self._sha_and_inspect, block),
+                             self.writer.write(block))
+        d.size += len(block)
+
+    def _sha_and_inspect(self, block: bytes) -> None:
+        self.digest.sha512.update(block)
+        self.digest.inspector.feed(block)
+
+    async def drain(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await pending
+
+    async def cancel(self) -> None:
+        """Wait for the block in flight to finish (a thread cannot be interrupted), ignoring its errors."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 class ImageData:
@@ -118,26 +152,28 @@ class ImageData:
         base_usage = await self.images.usage(image.owner) if quota is not None and image.owner else 0
         digest = _Digest()
         writer = await self._open_writer(key)
-        buffer = bytearray()
+        pipeline = _Pipeline(digest, writer)
+        parts: list[bytes] = []
+        pending = received = 0
         next_quota_check = QUOTA_CHECK_EVERY
         try:
             async for chunk in chunks:
-                buffer += chunk
-                if len(buffer) >= BLOCK:
-                    await self._flush(buffer, digest, writer)
-                    if digest.size > cap:
-                        raise errors.PayloadTooLarge(f"Image exceeds the maximum image size of {cap} bytes.")
-                    if quota is not None and base_usage + digest.size > quota:
-                        raise self._over_quota(image, quota)
-                    if digest.size >= next_quota_check:
+                parts.append(chunk)
+                pending += len(chunk)
+                received += len(chunk)
+                if received > cap:
+                    raise errors.PayloadTooLarge(f"Image exceeds the maximum image size of {cap} bytes.")
+                if quota is not None and base_usage + received > quota:
+                    raise self._over_quota(image, quota)
+                if pending >= BLOCK:
+                    await pipeline.push(b"".join(parts))
+                    parts, pending = [], 0
+                    if received >= next_quota_check:
                         next_quota_check += QUOTA_CHECK_EVERY
-                        await self._set_status(image.id, ImageStatus(image.status), uploading_bytes=digest.size)
-            if buffer:
-                await self._flush(buffer, digest, writer)
-            if digest.size > cap:
-                raise errors.PayloadTooLarge(f"Image exceeds the maximum image size of {cap} bytes.")
-            if quota is not None and base_usage + digest.size > quota:
-                raise self._over_quota(image, quota)
+                        await self._set_status(image.id, ImageStatus(image.status), uploading_bytes=received)
+            if parts:
+                await pipeline.push(b"".join(parts))
+            await pipeline.drain()
             virtual_size = None
             if inspect:
                 try:
@@ -147,6 +183,7 @@ class ImageData:
                 virtual_size = info.virtual_size
             location = await writer.commit()
         except BaseException:
+            await pipeline.cancel()
             await writer.abort()
             raise
         return Ingested(location, digest.size, digest.md5.hexdigest(), digest.sha512.hexdigest(), virtual_size)
@@ -163,12 +200,6 @@ class ImageData:
                 raise asyncio.CancelledError from None
             await writer.abort()
             raise
-
-    async def _flush(self, buffer: bytearray, digest: _Digest, writer: StoreWriter) -> None:
-        block = bytes(buffer)
-        buffer.clear()
-        await asyncio.to_thread(digest.feed, block)
-        await writer.write(block)
 
     def _over_quota(self, image: Image, quota: int) -> errors.OverQuota:
         return errors.OverQuota(f"Image storage quota exceeded for project {image.owner}: the limit is "

@@ -1,0 +1,272 @@
+"""The fake hypervisor: the whole contract kept in dicts, for tests and for simulating many hosts.
+
+Like Nova's ``nova/virt/fake.py`` it passes the same contract suite as the
+real driver, and adds what tests need on top: delays (``spawn_seconds``,
+``action_seconds``), fault injection (``fail_next_spawn``,
+``fail_spawns_matching``), a host that dies (``crash``/``recover``) and
+guests that change outside Kumo (``kill``, ``vanish``) for power-state sync
+and reconciliation tests.
+
+A driver is a handful of attributes and one dict of small records: no tasks,
+threads or files per instance (only ``snapshot`` touches the disk), so one
+process can run thousands of simulated hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kumo.compute.virt.base import (
+    MAX_CONSOLE_BYTES,
+    HostDown,
+    HostResources,
+    InstanceExists,
+    InstanceInfo,
+    InstanceNotFound,
+    InstanceSpec,
+    PowerState,
+    SpawnError,
+    UnsupportedOperation,
+    VirtDriver,
+    VirtError,
+    plan_transition,
+)
+
+SpawnPredicate = Callable[[InstanceSpec], bool]
+CONSOLE_LINES = 200  # kept per guest; older lines are dropped like a rotated log
+FAKE_VERSION = 1000  # Nova's fake reports hypervisor_version 1000
+
+
+@dataclass(slots=True)
+class _Guest:
+    spec: InstanceSpec
+    image_path: Path | None
+    power_state: PowerState
+    console: list[str]
+
+    def log(self, line: str) -> None:
+        self.console.append(f"fake: {line}")
+        if len(self.console) > 2 * CONSOLE_LINES:
+            del self.console[:-CONSOLE_LINES]
+
+
+class FakeDriver(VirtDriver):
+    """A hypervisor that only pretends. Defaults match Nova's fake: capacity no test runs out of."""
+
+    name = "fake"
+
+    def __init__(self, *, vcpus: int = 1000, memory_mb: int = 800_000, local_gb: int = 600_000,
+                 spawn_seconds: float = 0.0, action_seconds: float = 0.0) -> None:
+        self.host = "fake-host"
+        self.vcpus = vcpus
+        self.memory_mb = memory_mb
+        self.local_gb = local_gb
+        self.spawn_seconds = spawn_seconds
+        self.action_seconds = action_seconds
+        self._guests: dict[str, _Guest] = {}
+        self._down = False
+        self._fail_next: str | None = None
+        self._fail_matching: tuple[SpawnPredicate, str] | None = None
+
+    # -- test controls (not part of VirtDriver)
+
+    def fail_next_spawn(self, reason: str = "injected failure") -> None:
+        """The next ``spawn`` raises SpawnError(reason), after its usual delay."""
+        self._fail_next = reason
+
+    def fail_spawns_matching(self, predicate: SpawnPredicate | None, reason: str = "injected failure") -> None:
+        """Every ``spawn`` whose spec matches fails until this is called again with None."""
+        self._fail_matching = None if predicate is None else (predicate, reason)
+
+    def crash(self, *, lose_instances: bool = False) -> None:
+        """The host dies: guests become CRASHED (or vanish), every call raises HostDown until ``recover``."""
+        self._down = True
+        if lose_instances:
+            self._guests.clear()
+        for guest in self._guests.values():
+            guest.power_state = PowerState.CRASHED
+            guest.log("host crashed")
+
+    def recover(self) -> None:
+        """The hypervisor answers again; crashed guests stay CRASHED until powered on or rebooted."""
+        self._down = False
+
+    @property
+    def is_down(self) -> bool:
+        return self._down
+
+    def kill(self, uuid: str, power_state: PowerState = PowerState.SHUTDOWN) -> None:
+        """The guest stops outside Kumo (shut down from inside, or its process killed)."""
+        guest = self._guest(uuid)
+        guest.power_state = power_state
+        guest.log(f"guest went {power_state.name} outside Kumo")
+
+    def vanish(self, uuid: str) -> None:
+        """The guest disappears outside Kumo (an operator removed it by hand)."""
+        self._guest(uuid)
+        del self._guests[uuid]
+
+    def spec_of(self, uuid: str) -> InstanceSpec:
+        """The spec the guest was spawned (or last resized) with, for assertions."""
+        return self._guest(uuid).spec
+
+    # -- VirtDriver
+
+    async def init_host(self, host: str) -> None:
+        self._check_up()
+        self.host = host
+
+    async def spawn(self, spec: InstanceSpec, image_path: Path | None) -> None:
+        self._check_up()
+        if spec.uuid in self._guests:
+            raise InstanceExists(spec.uuid)
+        reason = self._spawn_failure(spec, image_path)
+        await self._wait(self.spawn_seconds)
+        self._check_up()
+        if spec.uuid in self._guests:
+            raise InstanceExists(spec.uuid)
+        if reason is not None:
+            raise SpawnError(spec.uuid, reason)
+        guest = _Guest(spec, image_path, PowerState.RUNNING, [])
+        guest.log(f"spawned {spec.name} as {spec.hostname} ({spec.vcpus} vCPU, {spec.memory_mb} MB, "
+                  f"{spec.disk_gb} GB, {len(spec.nics)} NIC)")
+        self._guests[spec.uuid] = guest
+
+    async def destroy(self, uuid: str) -> None:
+        self._check_up()
+        if uuid not in self._guests:
+            return
+        await self._wait(self.action_seconds)
+        self._check_up()
+        self._guests.pop(uuid, None)
+
+    async def power_off(self, uuid: str, timeout: float = 60) -> None:
+        if timeout < 0:
+            raise ValueError("timeout must be >= 0")
+        await self._transition(uuid, "power_off", "powered off" if timeout else "powered off (hard)")
+
+    async def power_on(self, uuid: str) -> None:
+        await self._transition(uuid, "power_on", "powered on")
+
+    async def reboot(self, uuid: str, hard: bool) -> None:
+        await self._transition(uuid, "hard_reboot" if hard else "soft_reboot",
+                               "rebooted (hard)" if hard else "rebooted (soft)")
+
+    async def pause(self, uuid: str) -> None:
+        await self._transition(uuid, "pause", "paused")
+
+    async def unpause(self, uuid: str) -> None:
+        await self._transition(uuid, "unpause", "unpaused")
+
+    async def suspend(self, uuid: str) -> None:
+        await self._transition(uuid, "suspend", "suspended")
+
+    async def resume(self, uuid: str) -> None:
+        await self._transition(uuid, "resume", "resumed")
+
+    async def snapshot(self, uuid: str, target: Path) -> None:
+        plan_transition("snapshot", uuid, self._guest(uuid).power_state)
+        await self._wait(self.action_seconds)
+        guest = self._guest(uuid)
+        try:
+            await asyncio.to_thread(_write_disk_copy, guest, target)
+        except OSError as exc:
+            raise VirtError(f"Snapshot of instance {uuid} to {target} failed: {exc}") from exc
+        guest.log(f"snapshot written to {target.name}")
+
+    async def get_info(self, uuid: str) -> InstanceInfo:
+        guest = self._guest(uuid)
+        return InstanceInfo(uuid, guest.power_state, guest.spec.memory_mb, guest.spec.vcpus, cpu_time_ns=0)
+
+    async def list_instances(self) -> list[str]:
+        self._check_up()
+        return list(self._guests)
+
+    async def get_available_resource(self) -> HostResources:
+        self._check_up()
+        specs = [g.spec for g in self._guests.values()]
+        return HostResources(
+            vcpus=self.vcpus, memory_mb=self.memory_mb, local_gb=self.local_gb,
+            vcpus_used=sum(s.vcpus for s in specs), memory_mb_used=sum(s.memory_mb for s in specs),
+            local_gb_used=sum(s.disk_gb for s in specs),
+            hypervisor_type="fake", hypervisor_version=FAKE_VERSION, hypervisor_hostname=self.host,
+            cpu_info={"arch": "x86_64", "model": "fake", "vendor": "Kumo", "features": [],
+                      "topology": {"sockets": 1, "cores": self.vcpus, "threads": 1}},
+            running_vms=len(specs),
+        )
+
+    async def get_console_output(self, uuid: str) -> bytes:
+        text = "\n".join(self._guest(uuid).console) + "\n"
+        return text.encode()[-MAX_CONSOLE_BYTES:]
+
+    async def resize(self, uuid: str, new_spec: InstanceSpec) -> None:
+        guest = self._guest(uuid)
+        if new_spec.uuid != uuid:
+            raise ValueError(f"resize of {uuid} given a spec for {new_spec.uuid}")
+        old = guest.spec
+        if new_spec.root_gb < old.root_gb or new_spec.ephemeral_gb < old.ephemeral_gb:
+            raise UnsupportedOperation(f"Unable to resize disk down for instance {uuid}.")
+        plan_transition("resize", uuid, guest.power_state)
+        await self._wait(self.action_seconds)
+        guest = self._guest(uuid)
+        plan_transition("resize", uuid, guest.power_state)
+        guest.spec = new_spec
+        guest.log(f"resized to {new_spec.vcpus} vCPU, {new_spec.memory_mb} MB, {new_spec.disk_gb} GB")
+
+    # -- helpers
+
+    def _check_up(self) -> None:
+        if self._down:
+            raise HostDown(f"The fake hypervisor on {self.host} is down.")
+
+    def _guest(self, uuid: str) -> _Guest:
+        self._check_up()
+        guest = self._guests.get(uuid)
+        if guest is None:
+            raise InstanceNotFound(uuid)
+        return guest
+
+    async def _transition(self, uuid: str, action: str, line: str) -> None:
+        """Check, wait as a hypervisor would, then check again and apply (the guest may change meanwhile)."""
+        if plan_transition(action, uuid, self._guest(uuid).power_state) is None:
+            return
+        await self._wait(self.action_seconds)
+        guest = self._guest(uuid)
+        target = plan_transition(action, uuid, guest.power_state)
+        if target is not None:
+            guest.power_state = target
+            guest.log(line)
+
+    def _spawn_failure(self, spec: InstanceSpec, image_path: Path | None) -> str | None:
+        if self._fail_next is not None:
+            reason, self._fail_next = self._fail_next, None
+            return reason
+        if self._fail_matching is not None and self._fail_matching[0](spec):
+            return self._fail_matching[1]
+        if image_path is not None and not image_path.is_file():
+            return f"image file {image_path} is missing"
+        return None
+
+    @staticmethod
+    async def _wait(seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+
+def _write_disk_copy(guest: _Guest, target: Path) -> None:
+    """Copy the booted image (the fake's "root disk") to ``target`` atomically; raw placeholder if none."""
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        if guest.image_path is not None and guest.image_path.is_file():
+            shutil.copyfile(guest.image_path, partial)
+        else:
+            partial.write_bytes(f"fake root disk of {guest.spec.uuid}\n".encode().ljust(512, b"\0"))
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,259 @@
+"""The virt driver contract, run against every driver in the registry (Nova's test_virt_drivers.py).
+
+Adding a driver to ``DRIVERS`` means adding a harness factory to ``HARNESSES``
+(and its markers to ``MARKS``, e.g. ``qemu``/``root``); a test below fails
+until both lists agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from kumo.compute.virt import DRIVERS, create_driver
+from kumo.compute.virt.base import (
+    HostResources,
+    InstanceExists,
+    InstanceNotFound,
+    InstanceSpec,
+    InvalidPowerState,
+    PowerState,
+    SpawnError,
+    UnsupportedOperation,
+    VirtDriver,
+)
+
+
+@dataclass
+class Harness:
+    """A driver ready for ``spawn``, and an image file it can boot."""
+
+    driver: VirtDriver
+    image_path: Path
+
+
+async def fake_harness(tmp_path: Path) -> Harness:
+    image = tmp_path / "image.raw"
+    image.write_bytes(b"\0" * 4096)
+    return Harness(create_driver("fake"), image)
+
+
+HARNESSES: dict[str, Callable[[Path], Awaitable[Harness]]] = {"fake": fake_harness}
+MARKS: dict[str, list[pytest.MarkDecorator]] = {}
+
+
+def test_every_registered_driver_has_a_harness() -> None:
+    assert set(HARNESSES) == set(DRIVERS)
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, [])) for name in sorted(DRIVERS)])
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    h = await HARNESSES[request.param](tmp_path)
+    await h.driver.init_host("contract-host")
+    yield h
+    for leftover in await h.driver.list_instances():
+        await h.driver.destroy(leftover)
+    await h.driver.cleanup_host()
+
+
+def new_id() -> str:
+    return str(uuid4())
+
+
+def make_spec(**overrides: object) -> InstanceSpec:
+    values: dict[str, object] = {
+        "uuid": new_id(), "name": "vm", "hostname": "vm", "vcpus": 1, "memory_mb": 64, "root_gb": 1,
+        "image_id": new_id(), "metadata": {"role": "test"}, "user_data": b"#cloud-config\n",
+    }
+    values.update(overrides)
+    return InstanceSpec(**values)  # type: ignore[arg-type]
+
+
+async def spawned(h: Harness, **overrides: object) -> str:
+    spec = make_spec(**overrides)
+    await h.driver.spawn(spec, h.image_path)
+    return spec.uuid
+
+
+async def state(h: Harness, uuid: str) -> PowerState:
+    return (await h.driver.get_info(uuid)).power_state
+
+
+def used(r: HostResources) -> tuple[int, int, int, int]:
+    return r.vcpus_used, r.memory_mb_used, r.local_gb_used, r.running_vms
+
+
+async def test_spawn_runs_and_lists(harness: Harness) -> None:
+    uuid = await spawned(harness, vcpus=2, memory_mb=128)
+    info = await harness.driver.get_info(uuid)
+    assert (info.uuid, info.power_state, info.vcpus, info.memory_mb) == (uuid, PowerState.RUNNING, 2, 128)
+    assert uuid in await harness.driver.list_instances()
+    assert await harness.driver.list_instance_infos() == {uuid: info}
+
+
+async def test_spawning_an_existing_uuid_leaves_it_alone(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    with pytest.raises(InstanceExists):
+        await harness.driver.spawn(make_spec(uuid=uuid), harness.image_path)
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+async def test_power_off_and_on(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    await harness.driver.power_off(uuid, timeout=0)
+    assert await state(harness, uuid) == PowerState.SHUTDOWN
+    await harness.driver.power_off(uuid)  # already off: a no-op, so retries are safe
+    assert uuid in await harness.driver.list_instances()  # disks stay
+    await harness.driver.power_on(uuid)
+    assert await state(harness, uuid) == PowerState.RUNNING
+    await harness.driver.power_on(uuid)
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+@pytest.mark.parametrize("hard", [False, True])
+async def test_reboot_keeps_running(harness: Harness, hard: bool) -> None:
+    uuid = await spawned(harness)
+    await harness.driver.reboot(uuid, hard=hard)
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+async def test_hard_reboot_recovers_a_stopped_guest(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    await harness.driver.power_off(uuid, timeout=0)
+    with pytest.raises(InvalidPowerState):
+        await harness.driver.reboot(uuid, hard=False)
+    await harness.driver.reboot(uuid, hard=True)
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+async def test_pause_unpause(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    await harness.driver.pause(uuid)
+    assert await state(harness, uuid) == PowerState.PAUSED
+    await harness.driver.unpause(uuid)
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+async def test_suspend_resume(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    await harness.driver.suspend(uuid)
+    assert await state(harness, uuid) == PowerState.SUSPENDED
+    await harness.driver.resume(uuid)
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+@pytest.mark.parametrize(("setup", "action"), [
+    ("power_off", "pause"), ("power_off", "suspend"), ("power_off", "unpause"), ("power_off", "resume"),
+    ("pause", "suspend"), ("pause", "resume"), ("pause", "power_on"),
+    ("suspend", "pause"), ("suspend", "unpause"), ("suspend", "power_on"),
+])
+async def test_illegal_transitions_change_nothing(harness: Harness, setup: str | None, action: str) -> None:
+    uuid = await spawned(harness)
+    if setup is not None:
+        await getattr(harness.driver, setup)(uuid)
+    before = await state(harness, uuid)
+    with pytest.raises(InvalidPowerState) as caught:
+        await getattr(harness.driver, action)(uuid)
+    assert (caught.value.uuid, caught.value.action, caught.value.state) == (uuid, action, before)
+    assert await state(harness, uuid) == before
+
+
+@pytest.mark.parametrize(("setup", "action"), [
+    (None, "power_on"), (None, "unpause"), (None, "resume"), ("power_off", "power_off"),
+    ("pause", "pause"), ("suspend", "suspend"),
+])
+async def test_asking_for_the_current_state_is_a_no_op(harness: Harness, setup: str | None, action: str) -> None:
+    uuid = await spawned(harness)
+    if setup is not None:
+        await getattr(harness.driver, setup)(uuid)
+    before = await state(harness, uuid)
+    await getattr(harness.driver, action)(uuid)
+    assert await state(harness, uuid) == before
+
+
+async def test_destroy_is_idempotent(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    await harness.driver.destroy(uuid)
+    assert uuid not in await harness.driver.list_instances()
+    await harness.driver.destroy(uuid)
+    await harness.driver.destroy(new_id())
+    with pytest.raises(InstanceNotFound):
+        await harness.driver.get_info(uuid)
+
+
+@pytest.mark.parametrize("action", ["power_off", "power_on", "pause", "unpause", "suspend", "resume",
+                                    "get_console_output", "get_info"])
+async def test_unknown_instance_is_not_found(harness: Harness, action: str) -> None:
+    with pytest.raises(InstanceNotFound):
+        await getattr(harness.driver, action)(new_id())
+    with pytest.raises(InstanceNotFound):
+        await harness.driver.reboot(new_id(), hard=True)
+
+
+async def test_failed_spawn_leaves_nothing(harness: Harness, tmp_path: Path) -> None:
+    before = await harness.driver.get_available_resource()
+    spec = make_spec()
+    with pytest.raises(SpawnError) as caught:
+        await harness.driver.spawn(spec, tmp_path / "no-such-image.qcow2")
+    assert caught.value.uuid == spec.uuid
+    assert spec.uuid not in await harness.driver.list_instances()
+    assert used(await harness.driver.get_available_resource()) == used(before)
+    await harness.driver.spawn(spec, harness.image_path)  # and the uuid is free to try again
+    assert await state(harness, spec.uuid) == PowerState.RUNNING
+
+
+async def test_resources_account_every_instance(harness: Harness) -> None:
+    before = await harness.driver.get_available_resource()
+    assert before.hypervisor_hostname == "contract-host"
+    assert before.vcpus > 0 and before.memory_mb > 0 and before.local_gb > 0
+    first = await spawned(harness, vcpus=2, memory_mb=96, root_gb=1, ephemeral_gb=1, swap_mb=512)
+    await spawned(harness, vcpus=1, memory_mb=64, root_gb=1)
+    await harness.driver.power_off(first, timeout=0)  # a stopped guest keeps its claim
+    after = await harness.driver.get_available_resource()
+    assert used(after) == (before.vcpus_used + 3, before.memory_mb_used + 160, before.local_gb_used + 4,
+                           before.running_vms + 2)
+    await harness.driver.destroy(first)
+    assert used(await harness.driver.get_available_resource())[3] == before.running_vms + 1
+
+
+async def test_snapshot_writes_the_disk(harness: Harness, tmp_path: Path) -> None:
+    uuid = await spawned(harness)
+    out = tmp_path / "snaps"
+    out.mkdir()
+    await harness.driver.snapshot(uuid, out / "snap.img")
+    assert [p.name for p in out.iterdir()] == ["snap.img"]
+    assert (out / "snap.img").stat().st_size > 0
+    assert await state(harness, uuid) == PowerState.RUNNING
+
+
+async def test_console_output_records_the_life(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    first = await harness.driver.get_console_output(uuid)
+    assert first
+    await harness.driver.reboot(uuid, hard=True)
+    assert len(await harness.driver.get_console_output(uuid)) >= len(first)
+
+
+async def test_resize_keeps_the_power_state(harness: Harness) -> None:
+    uuid = await spawned(harness, vcpus=1, memory_mb=64, root_gb=1)
+    try:
+        await harness.driver.power_off(uuid, timeout=0)
+        await harness.driver.resize(uuid, make_spec(uuid=uuid, vcpus=2, memory_mb=128, root_gb=2))
+    except UnsupportedOperation as exc:
+        assert str(exc)  # a driver may refuse, but must say why
+        return
+    info = await harness.driver.get_info(uuid)
+    assert (info.power_state, info.vcpus, info.memory_mb) == (PowerState.SHUTDOWN, 2, 128)
+    with pytest.raises(UnsupportedOperation):  # disks never shrink
+        await harness.driver.resize(uuid, make_spec(uuid=uuid, vcpus=2, memory_mb=128, root_gb=1))
+    await harness.driver.power_on(uuid)
+    await harness.driver.resize(uuid, make_spec(uuid=uuid, vcpus=4, memory_mb=256, root_gb=2))
+    info = await harness.driver.get_info(uuid)
+    assert (info.power_state, info.vcpus, info.memory_mb) == (PowerState.RUNNING, 4, 256)
+    await harness.driver.pause(uuid)
+    with pytest.raises(InvalidPowerState):
+        await harness.driver.resize(uuid, make_spec(uuid=uuid, vcpus=8, memory_mb=256, root_gb=2))

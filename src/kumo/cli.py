@@ -78,6 +78,7 @@ def _print_banner(settings: Settings, seconds: float) -> None:
 Kumo is up ({seconds:.1f}s): {base}
   identity  {base}/identity/v3
   image     {base}/image
+  compute   {base}/compute/v2.1
 
 Use it with the OpenStack client:
   export OS_CLIENT_CONFIG_FILE={clouds}

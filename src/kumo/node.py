@@ -24,6 +24,10 @@ from pathlib import Path
 import uvicorn
 
 from kumo.clouds import admin_password, write_client_files
+from kumo.compute.api import create_app as compute_app
+from kumo.compute.flavors import FlavorService
+from kumo.compute.keypairs import KeypairService
+from kumo.core import errors
 from kumo.core.bus import Bus, create_bus
 from kumo.core.config import ROLES, Settings
 from kumo.core.db import Database
@@ -40,7 +44,10 @@ from kumo.image.service import ImageService
 log = logging.getLogger("kumo.node")
 
 # (service type, catalog name, mount path) of every API a controller serves.
-API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/image")]
+API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/image"),
+                ("compute", "nova", "/compute")]
+# What follows the mount path in a catalog URL (the version clients are pointed at), as devstack registers them.
+CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1"}
 PENDING_ROLES = {"compute": "compute agent", "network": "network agent", "storage": "storage agents"}
 
 
@@ -53,6 +60,8 @@ class Node:
     identity: IdentityService | None = None
     images: ImageService | None = None
     image_data: ImageData | None = None
+    flavors: FlavorService | None = None
+    keypairs: KeypairService | None = None
     bootstrap: BootstrapResult | None = None
     heartbeats: list[Heartbeat] = field(default_factory=list)
     server: uvicorn.Server | None = None
@@ -68,7 +77,7 @@ class Node:
 
     def catalog_entries(self) -> list[CatalogEntry]:
         base = self.settings.api.base_url()
-        return [CatalogEntry(type=t, name=n, url=f"{base}{path}" + ("/v3" if t == "identity" else ""))
+        return [CatalogEntry(type=t, name=n, url=f"{base}{path}{CATALOG_SUFFIX.get(t, '')}")
                 for t, n, path in API_SERVICES]
 
     async def start(self, *, bootstrap: bool = True) -> None:
@@ -84,6 +93,8 @@ class Node:
             await self.identity.start()
             self.images = ImageService(self.db, self.settings)
             self.image_data = ImageData(self.images)
+            self.flavors = FlavorService(self.db)
+            self.keypairs = KeypairService(self.db)
             if bootstrap:
                 await self.run_bootstrap()
             await self._beat("kumo-api", "controller")
@@ -98,6 +109,10 @@ class Node:
                                                   self.catalog_entries())
         auth_url = f"{self.settings.api.base_url()}/identity/v3"
         write_client_files(self.settings.state_dir, auth_url, password, self.settings.identity.region)
+        assert self.flavors is not None
+        created = await self.flavors.bootstrap_flavors()
+        if created:
+            log.info("bootstrap: created flavors %s", ", ".join(created))
         if self.settings.image.bootstrap_tiny:
             await self._register_tiny()
         return self.bootstrap
@@ -126,9 +141,21 @@ class Node:
     def asgi_app(self):  # type: ignore[no-untyped-def]
         """The root ASGI app with every API this node serves."""
         assert self.identity is not None and self.images is not None and self.image_data is not None
+        assert self.flavors is not None and self.keypairs is not None
         policy = self.policy()
+        identity = self.identity
+
+        async def project_exists(project_id: str) -> bool:
+            try:
+                await identity.projects.get(project_id)
+            except errors.NotFound:
+                return False
+            return True
+
         mounts = [("/identity", identity_app(self.identity, policy)),
-                  ("/image", image_app(self.images, self.image_data, policy, self.identity.validator))]
+                  ("/image", image_app(self.images, self.image_data, policy, self.identity.validator)),
+                  ("/compute", compute_app(self.flavors, self.keypairs, policy, self.identity.validator,
+                                           project_exists))]
 
         async def root(request):  # type: ignore[no-untyped-def]
             return json_response({"name": "kumo", "services": {t: f"{p}" for t, _, p in API_SERVICES}})

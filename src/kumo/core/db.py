@@ -34,7 +34,7 @@ NAMING = {
 }
 
 # Packages whose ``migrations/versions`` folder holds an Alembic branch.
-MIGRATION_PACKAGES = ("kumo.core", "kumo.identity", "kumo.image")
+MIGRATION_PACKAGES = ("kumo.core", "kumo.identity", "kumo.image", "kumo.compute")
 
 
 class Base(DeclarativeBase):

@@ -7,7 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import kumo.core.models  # noqa: F401  (registers tables on Base.metadata)
+import kumo.compute.models  # noqa: F401  (registers tables on Base.metadata)
+import kumo.core.models  # noqa: F401
 import kumo.identity.models  # noqa: F401
 import kumo.image.models  # noqa: F401
 from kumo.core.db import Base

@@ -1,0 +1,1 @@
+"""Alembic branch "compute": the compute_* tables."""

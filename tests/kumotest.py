@@ -178,3 +178,18 @@ async def drop_mariadb_database(name: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
     await engine.dispose()
+
+
+async def cloud_on(backend: str, tmp_path: Path) -> AsyncIterator[Cloud]:
+    """A cloud on ``sqlite`` or on a fresh database of the ``mariadb`` server (dropped afterwards)."""
+    if backend == "sqlite":
+        async for c in start_cloud(make_settings(tmp_path)):
+            yield c
+        return
+    require_service("MariaDB", "127.0.0.1", 3306)
+    name = await create_mariadb_database()
+    try:
+        async for c in start_cloud(make_settings(tmp_path, database__url=f"{MARIADB_SERVER}/{name}")):
+            yield c
+    finally:
+        await drop_mariadb_database(name)

@@ -7,20 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kumotest import MARIADB_SERVER, Cloud, create_mariadb_database, drop_mariadb_database, make_settings, \
-    require_service, start_cloud
+from kumotest import Cloud, cloud_on
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 async def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cloud]:
-    if request.param == "sqlite":
-        async for c in start_cloud(make_settings(tmp_path)):
-            yield c
-        return
-    require_service("MariaDB", "127.0.0.1", 3306)
-    name = await create_mariadb_database()
-    try:
-        async for c in start_cloud(make_settings(tmp_path, database__url=f"{MARIADB_SERVER}/{name}")):
-            yield c
-    finally:
-        await drop_mariadb_database(name)
+    async for c in cloud_on(request.param, tmp_path):
+        yield c

@@ -24,24 +24,24 @@ def _require_octet_stream(request: Request) -> None:
                                           f"as application/octet-stream.")
 
 
-async def upload(request: Request) -> Response:
+async def _receive(request: Request, step: str) -> Response:
+    """Stream the body into ``ImageData.upload`` or ``.stage``; a cut-off body is a 400."""
     _require_octet_stream(request)
     ctx = await authorize(request, "image:upload_image")
+    receive = getattr(data(request), step)
     try:
-        await data(request).upload(ctx, request.path_params["image_id"], request.stream())
+        await receive(ctx, request.path_params["image_id"], request.stream())
     except ClientDisconnect as exc:
         raise errors.BadRequest("The upload was cut off before all data arrived.") from exc
     return empty_response(204)
+
+
+async def upload(request: Request) -> Response:
+    return await _receive(request, "upload")
 
 
 async def stage(request: Request) -> Response:
-    _require_octet_stream(request)
-    ctx = await authorize(request, "image:upload_image")
-    try:
-        await data(request).stage(ctx, request.path_params["image_id"], request.stream())
-    except ClientDisconnect as exc:
-        raise errors.BadRequest("The upload was cut off before all data arrived.") from exc
-    return empty_response(204)
+    return await _receive(request, "stage")
 
 
 async def import_image(request: Request) -> Response:

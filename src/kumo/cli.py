@@ -32,6 +32,7 @@ def _say(message: str) -> None:
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per status probe is noise
 
 
 async def _run_node(settings: Settings, roles: list[str], banner: bool) -> int:

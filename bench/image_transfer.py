@@ -69,6 +69,7 @@ except ImportError:  # run with a python that lacks the project's dependencies: 
     raise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from identity_tokens import Server as KumoServer
 from identity_tokens import (
     CpuMeter,
     free_port,
@@ -94,70 +95,18 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 # --------------------------------------------------------------------------- the server
-class Server:
-    """``kumo up`` on loopback with its own state directory and Kumo's embedded defaults."""
+class Server(KumoServer):
+    """The identity benchmark's ``kumo up`` wrapper, on loopback, for image transfers."""
 
     def __init__(self, kumo: str, state_dir: Path, port: int) -> None:
-        self.kumo = kumo
-        self.state_dir = state_dir
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.log_path = state_dir.parent / "kumo-up.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        state_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(kumo, state_dir, port, database_url=None)
         loopback_only(self.base)
-
-    def start(self, timeout: float = 60.0) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        empty_config = self.state_dir.parent / "bench-kumo.toml"
-        empty_config.write_text("")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUMO_", "OS_"))}
-        env.update({"KUMO_CONFIG": str(empty_config), "KUMO_STATE_DIR": str(self.state_dir),
-                    "KUMO_API__HOST": "127.0.0.1", "KUMO_API__PORT": str(self.port),
-                    # No test image build at start: it would download packages and use the CPU.
-                    "KUMO_IMAGE__BOOTSTRAP_TINY": "false", "PYTHONUNBUFFERED": "1"})
-        log = open(self.log_path, "wb")  # noqa: SIM115 - closed right after the fork
-        try:
-            self.proc = subprocess.Popen([self.kumo, "up"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kumo up exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if b"Kumo is up" in self.log_path.read_bytes():
-                try:
-                    if httpx.get(f"{self.base}/identity/v3", timeout=2).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.2)
-        raise RuntimeError(f"kumo up did not come up within {timeout:.0f}s:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
-
-    def admin_password(self) -> str:
-        return (self.state_dir / "admin-password").read_text().strip()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------- memory

@@ -49,13 +49,6 @@ class DomainService:
         async with self.store.db.session() as s:
             return domain_dict(await self.store.get(s, Domain, domain_id, "domain"))
 
-    async def find_by_name(self, name: str) -> dict[str, Any]:
-        async with self.store.db.session() as s:
-            row = await s.scalar(select(Domain).where(Domain.name == name))
-            if row is None:
-                raise errors.NotFound(f"Could not find domain: {name}.")
-            return domain_dict(row)
-
     async def list(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
         async with self.store.db.session() as s:
             stmt = apply_filters(select(Domain), Domain, query, {"name", "enabled"}).order_by(Domain.name)
@@ -116,13 +109,6 @@ class ProjectService:
     async def get(self, project_id: str) -> dict[str, Any]:
         async with self.store.db.session() as s:
             return project_dict(await self.store.get(s, Project, project_id, "project"))
-
-    async def find(self, name: str, domain_id: str) -> dict[str, Any]:
-        async with self.store.db.session() as s:
-            row = await s.scalar(select(Project).where(Project.name == name, Project.domain_id == domain_id))
-            if row is None:
-                raise errors.NotFound(f"Could not find project: {name}.")
-            return project_dict(row)
 
     async def list(self, query: Mapping[str, str], ids: set[str] | None = None) -> list[dict[str, Any]]:
         async with self.store.db.session() as s:

@@ -115,10 +115,6 @@ class UserService:
             row = await self.store.get(s, User, user_id, "user")
             return user_dict(row, await self.current_password(s, user_id))
 
-    async def find(self, name: str, domain_id: str) -> User | None:
-        async with self.store.db.session() as s:
-            return await s.scalar(select(User).where(User.name == name, User.domain_id == domain_id))
-
     async def list(self, query: Mapping[str, str], ids: set[str] | None = None) -> list[dict[str, Any]]:
         async with self.store.db.session() as s:
             stmt = apply_filters(select(User), User, query, {"name", "enabled", "domain_id"})

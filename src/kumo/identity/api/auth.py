@@ -12,7 +12,6 @@ from kumo.core.web import auth_context, empty_response, json_response, parse_bod
 from kumo.identity import authn
 from kumo.identity.api import schemas
 from kumo.identity.api.common import MAX_BODY, authorize, base_url, service, with_links
-from kumo.identity.views import token_body
 
 
 def _user_ref(ref: schemas.UserRef | None) -> authn.UserRef | None:
@@ -69,16 +68,17 @@ def auth_request(body: schemas.AuthBody) -> authn.AuthRequest:
     return req
 
 
-async def _body_for(request: Request, ctx: AuthContext) -> dict[str, object]:
-    include_catalog = "nocatalog" not in request.query_params
-    catalog = await service(request).catalog_for(ctx) if include_catalog else None
-    return token_body(ctx, catalog)
+async def _token_response(request: Request, ctx: AuthContext, status: int) -> Response:
+    """The ``{"token": ...}`` body (cached per token), with ``X-Subject-Token``."""
+    body = await service(request).token_json(ctx, "nocatalog" not in request.query_params)
+    return Response(body, status_code=status, media_type="application/json",
+                    headers={"X-Subject-Token": ctx.token})
 
 
 async def issue_token(request: Request) -> Response:
     body = await parse_body(request, schemas.AuthBody, MAX_BODY)
-    token, ctx = await service(request).issue(auth_request(body))
-    return json_response(await _body_for(request, ctx), status=201, headers={"X-Subject-Token": token})
+    _, ctx = await service(request).issue(auth_request(body))
+    return await _token_response(request, ctx, 201)
 
 
 async def _subject(request: Request, action: str) -> AuthContext:
@@ -96,8 +96,7 @@ async def _subject(request: Request, action: str) -> AuthContext:
 
 async def validate_token(request: Request) -> Response:
     subject = await _subject(request, "identity:validate_token")
-    body = await service(request).token_json(subject, "nocatalog" not in request.query_params)
-    return Response(body, media_type="application/json", headers={"X-Subject-Token": subject.token})
+    return await _token_response(request, subject, 200)
 
 
 async def check_token(request: Request) -> Response:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -145,29 +146,29 @@ class Graph:
 class GraphCache:
     """Holds the current :class:`Graph`; rebuilt when the revision moves."""
 
-    def __init__(self, store: IdentityStore, revision_source: "RevisionSource") -> None:
+    def __init__(self, store: IdentityStore, revision: Callable[[], int]) -> None:
         self.store = store
-        self.revision_source = revision_source
+        self.revision = revision
         self._graph: Graph | None = None
         self._lock = asyncio.Lock()
         self.loads = 0
 
     async def get(self) -> Graph:
-        revision = self.revision_source.revision
+        revision = self.revision()
         graph = self._graph
         if graph is not None and graph.revision == revision:
             return graph
         async with self._lock:
             graph = self._graph
-            if graph is None or graph.revision != self.revision_source.revision:
-                graph = await self._load(self.revision_source.revision)
+            if graph is None or graph.revision != self.revision():
+                graph = await self._load(self.revision())
                 self._graph = graph
         return graph
 
     async def refresh(self) -> Graph:
         """Reload now (a lookup missed something that may have been created since)."""
         async with self._lock:
-            self._graph = await self._load(self.revision_source.revision)
+            self._graph = await self._load(self.revision())
             return self._graph
 
     async def _load(self, revision: int) -> Graph:
@@ -215,13 +216,7 @@ class GraphCache:
         info = UserInfo(row.id, row.name, row.domain_id, row.enabled, row.default_project_id,
                         dict(row.options or {}), row.failed_auth_count, row.failed_auth_at,
                         pw.hash if pw else None, pw.expires_at if pw else None)
-        if graph.revision == self.revision_source.revision:
+        if graph.revision == self.revision():
             graph.users[info.id] = info
             graph.user_ids[(info.domain_id, info.name)] = info.id
         return info
-
-
-class RevisionSource:
-    """Anything with a ``revision`` counter (the validation cache is one)."""
-
-    revision: int

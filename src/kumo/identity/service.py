@@ -57,10 +57,10 @@ class IdentityService:
         self.assignments = AssignmentQuery(self.store)
         self.keys.ensure()
         self.codec = TokenCodec(self.keys.load())
-        self.validator = CachingValidator(_Deferred(), ttl=opts.cache_ttl)
-        self.graphs = GraphCache(self.store, self.validator)
+        # The graph snapshot follows the validation cache's revision (read lazily: both drop together).
+        self.graphs = GraphCache(self.store, lambda: self.validator.revision)
         self.auth = Authenticator(self.store, self.appcreds, self.codec, self.graphs)
-        self.validator.inner = self.auth
+        self.validator = CachingValidator(self.auth, ttl=opts.cache_ttl)
         self.revision = 0
         self.store.listeners.append(self._local_change)
         self._rendered: OrderedDict[tuple[str, bool], tuple[int, bytes]] = OrderedDict()
@@ -149,13 +149,6 @@ class IdentityService:
         if len(self._rendered) > 20_000:
             self._rendered.popitem(last=False)
         return body
-
-
-class _Deferred:
-    """Placeholder validator until the authenticator exists (it needs the cache's revision)."""
-
-    async def validate(self, token: str) -> AuthContext:
-        raise RuntimeError("identity service not initialised")
 
 
 class _ChangeEndpoint:

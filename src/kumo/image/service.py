@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core import errors
@@ -214,8 +214,6 @@ class ImageService:
 
     async def usage(self, project_id: str) -> int:
         """Bytes a project stores (active + being uploaded): what the quota counts."""
-        from sqlalchemy import func
-
         async with self.db.session() as s:
             stored = await s.scalar(select(func.coalesce(func.sum(Image.size), 0)).where(
                 Image.owner == project_id, Image.location.is_not(None)))

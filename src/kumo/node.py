@@ -21,12 +21,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from kumo.clouds import admin_password, write_client_files
 from kumo.compute.api import create_app as compute_app
+from kumo.compute.deps import ComputeDeps
 from kumo.compute.flavors import FlavorService
 from kumo.compute.keypairs import KeypairService
+from kumo.compute.rpcapi import ComputeAgentAPI, ConductorAPI
+from kumo.core.clients import ImageClient
 from kumo.core import errors
 from kumo.core.bus import Bus, create_bus
 from kumo.core.config import ROLES, Settings
@@ -48,6 +52,8 @@ API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/ima
                 ("compute", "nova", "/compute")]
 # What follows the mount path in a catalog URL (the version clients are pointed at), as devstack registers them.
 CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1"}
+#: Base URL of in-process calls between services (never resolved: the ASGI transport answers).
+IN_PROCESS_URL = "http://kumo.internal"
 PENDING_ROLES = {"compute": "compute agent", "network": "network agent", "storage": "storage agents"}
 
 
@@ -62,9 +68,12 @@ class Node:
     image_data: ImageData | None = None
     flavors: FlavorService | None = None
     keypairs: KeypairService | None = None
+    compute_deps: ComputeDeps | None = None
+    image_client: ImageClient | None = None
     bootstrap: BootstrapResult | None = None
     heartbeats: list[Heartbeat] = field(default_factory=list)
     server: uvicorn.Server | None = None
+    _app: object | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.roles) - set(ROLES)
@@ -95,6 +104,10 @@ class Node:
             self.image_data = ImageData(self.images)
             self.flavors = FlavorService(self.db)
             self.keypairs = KeypairService(self.db)
+            self.image_client = ImageClient(f"{IN_PROCESS_URL}/image", transport=_LazyASGITransport(self))
+            self.compute_deps = ComputeDeps(db=self.db, settings=self.settings, bus=self.bus,
+                                            images=self.image_client, flavors=self.flavors, keypairs=self.keypairs,
+                                            conductor=ConductorAPI(self.bus), agents=ComputeAgentAPI(self.bus))
             if bootstrap:
                 await self.run_bootstrap()
             await self._beat("kumo-api", "controller")
@@ -141,7 +154,9 @@ class Node:
     def asgi_app(self):  # type: ignore[no-untyped-def]
         """The root ASGI app with every API this node serves."""
         assert self.identity is not None and self.images is not None and self.image_data is not None
-        assert self.flavors is not None and self.keypairs is not None
+        assert self.compute_deps is not None
+        if self._app is not None:
+            return self._app
         policy = self.policy()
         identity = self.identity
 
@@ -154,13 +169,13 @@ class Node:
 
         mounts = [("/identity", identity_app(self.identity, policy)),
                   ("/image", image_app(self.images, self.image_data, policy, self.identity.validator)),
-                  ("/compute", compute_app(self.flavors, self.keypairs, policy, self.identity.validator,
-                                           project_exists))]
+                  ("/compute", compute_app(self.compute_deps, policy, self.identity.validator, project_exists))]
 
         async def root(request):  # type: ignore[no-untyped-def]
             return json_response({"name": "kumo", "services": {t: f"{p}" for t, _, p in API_SERVICES}})
 
-        return root_app(mounts, root=root)
+        self._app = root_app(mounts, root=root)
+        return self._app
 
     async def serve(self) -> None:
         """Serve the APIs (controller) or just keep agents running, until stopped."""
@@ -177,6 +192,8 @@ class Node:
     async def stop(self) -> None:
         for hb in self.heartbeats:
             await hb.stop()
+        if self.image_client is not None:
+            await self.image_client.close()
         if self.image_data is not None:
             await self.image_data.stop()
         if self.identity is not None:
@@ -185,3 +202,16 @@ class Node:
             await self.bus.close()
         if self.db is not None:
             await self.db.dispose()
+
+
+class _LazyASGITransport(httpx.AsyncBaseTransport):
+    """Calls the node's own root app in-process; built on first use, when every API is mounted."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._inner: httpx.ASGITransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._inner is None:
+            self._inner = httpx.ASGITransport(app=self._node.asgi_app())
+        return await self._inner.handle_async_request(request)

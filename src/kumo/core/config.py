@@ -99,6 +99,28 @@ class ImageOptions(BaseModel):
     tiny_cache_dir: str = Field("", description="Where downloaded .deb files are kept; empty = state_dir/cache/debs.")
 
 
+class ComputeOptions(BaseModel):
+    """Nova's compute, scheduler and conductor options that Kumo keeps (same names where Nova has them)."""
+
+    driver: str = Field("fake", description="Virt driver of this node's compute agent (fake until the QEMU driver lands).")
+    fake_hosts: int = Field(1, description="With the fake driver: how many simulated hosts this process runs.")
+    fake_spawn_seconds: float = Field(0.0, description="With the fake driver: how long a spawn takes.")
+    fake_vcpus: int = Field(64, description="With the fake driver: vCPUs each simulated host reports.")
+    fake_memory_mb: int = Field(262144, description="With the fake driver: RAM each simulated host reports (MiB).")
+    fake_local_gb: int = Field(4000, description="With the fake driver: disk each simulated host reports (GiB).")
+    default_availability_zone: str = Field("nova", description="Zone of hosts that are in no aggregate (Nova's).")
+    cpu_allocation_ratio: float = Field(4.0, description="vCPU overcommit (Nova's initial_cpu_allocation_ratio).")
+    ram_allocation_ratio: float = Field(1.0, description="RAM overcommit (Nova's initial_ram_allocation_ratio).")
+    disk_allocation_ratio: float = Field(1.0, description="Disk overcommit (Nova's initial_disk_allocation_ratio).")
+    reserved_host_memory_mb: int = Field(512, description="RAM kept for the host itself.")
+    max_attempts: int = Field(3, description="Hosts tried for one build before ERROR (Nova's scheduler.max_attempts).")
+    build_timeout: float = Field(600.0, description="Seconds an instance may stay in BUILD before it is set to ERROR.")
+    resource_interval: float = Field(30.0, description="Seconds between an agent's inventory reports.")
+    sync_power_state_interval: float = Field(60.0, description="Seconds between power-state syncs (-1 = never).")
+    shutdown_timeout: float = Field(60.0, description="Seconds a guest gets to shut down cleanly on stop.")
+    resize_confirm_window: float = Field(0.0, description="Auto-confirm resizes after this many seconds (0 = never).")
+
+
 class LoggingOptions(BaseModel):
     level: str = Field("INFO", description="Root log level.")
 
@@ -116,6 +138,7 @@ class Settings(BaseSettings):
     api: ApiOptions = Field(default_factory=ApiOptions)
     identity: IdentityOptions = Field(default_factory=IdentityOptions)
     image: ImageOptions = Field(default_factory=ImageOptions)
+    compute: ComputeOptions = Field(default_factory=ComputeOptions)
     logging: LoggingOptions = Field(default_factory=LoggingOptions)
 
     _toml_data: dict[str, Any] = {}

@@ -13,15 +13,34 @@ from collections.abc import Awaitable, Callable
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from kumo.compute.api import flavor_access, flavor_extra_specs, flavors, keypairs, versions
+from kumo.compute.api import (
+    availability_zones,
+    flavor_access,
+    flavor_extra_specs,
+    flavors,
+    hypervisors,
+    instance_actions,
+    keypairs,
+    limits,
+    os_services,
+    quota_sets,
+    server_actions,
+    server_groups,
+    server_metadata,
+    server_tags,
+    servers,
+    usage,
+    versions,
+)
 from kumo.compute.api.common import VERSION_PREFIX, MicroversionMiddleware, render_error, www_authenticate
-from kumo.compute.flavors import FlavorService
-from kumo.compute.keypairs import KeypairService
+from kumo.compute.deps import ComputeDeps
 from kumo.core.auth import TokenValidator
 from kumo.core.policy import Enforcer
 from kumo.core.web import service_app
 
-ROUTE_MODULES = [versions, flavors, flavor_extra_specs, flavor_access, keypairs]
+ROUTE_MODULES = [versions, flavors, flavor_extra_specs, flavor_access, keypairs, servers, server_actions,
+                 server_metadata, server_tags, instance_actions, server_groups, os_services, hypervisors,
+                 availability_zones, quota_sets, limits, usage]
 PUBLIC_PATHS = {"/", VERSION_PREFIX, VERSION_PREFIX + "/"}
 
 
@@ -30,11 +49,11 @@ def is_public(method: str, path: str) -> bool:
     return path in PUBLIC_PATHS and method in ("GET", "HEAD")
 
 
-def create_app(flavor_service: FlavorService, keypair_service: KeypairService, policy: Enforcer,
-               validator: TokenValidator, project_exists: Callable[[str], Awaitable[bool]] | None = None) -> ASGIApp:
-    """The compute API. ``project_exists`` lets flavor access refuse unknown projects (Nova asks Keystone)."""
+def create_app(deps: ComputeDeps, policy: Enforcer, validator: TokenValidator,
+               project_exists: Callable[[str], Awaitable[bool]] | None = None) -> ASGIApp:
+    """The compute API. ``project_exists`` lets flavor access and quotas refuse unknown projects (Nova asks Keystone)."""
     routes: list[BaseRoute] = [r for module in ROUTE_MODULES for r in module.routes]
-    state = {"flavors": flavor_service, "keypairs": keypair_service, "policy": policy,
+    state = {"deps": deps, "flavors": deps.flavors, "keypairs": deps.keypairs, "policy": policy,
              "project_exists": project_exists}
     app = service_app(routes, renderer=render_error, validator=validator, public=is_public,
                       www_authenticate=www_authenticate, state=state)

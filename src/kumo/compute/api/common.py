@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kumo.compute.context import RequestContext
+from kumo.compute.deps import ComputeDeps
 from kumo.compute.flavors import FlavorService
 from kumo.compute.keypairs import KeypairService
 from kumo.core import errors
@@ -112,6 +114,16 @@ def require_version(request: Request, text: str) -> None:
     """A route that exists only from ``text`` is a 404 below it (Nova's VersionNotFoundForAPIMethod)."""
     if not at_least(request, text):
         raise errors.NotFound("The resource could not be found.")
+
+
+def deps(request: Request) -> ComputeDeps:
+    """The node's compute collaborators (database, bus stubs, image client, settings)."""
+    return request.app.state.deps  # type: ignore[no-any-return]
+
+
+def request_context(request: Request, ctx: AuthContext) -> RequestContext:
+    """The bus form of the caller, with this request's id (what instance actions are keyed by)."""
+    return RequestContext.from_auth(ctx, request.scope.get("state", {}).get("request_id"))
 
 
 def flavors(request: Request) -> FlavorService:

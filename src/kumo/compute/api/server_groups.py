@@ -1,0 +1,7 @@
+"""Routes of ``server_groups`` (being written)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

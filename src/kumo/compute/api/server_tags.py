@@ -1,0 +1,7 @@
+"""Routes of ``server_tags`` (being written)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

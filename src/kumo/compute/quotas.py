@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kumo.compute.models import Quota
+from kumo.compute.models import Instance, Quota
+from kumo.core import errors
 
 #: Nova's defaults. ``key_pairs`` and ``server_group_members`` count per user, the rest per project.
 DEFAULT_QUOTAS: dict[str, int] = {
@@ -41,3 +42,58 @@ async def limit_for(s: AsyncSession, project_id: str | None, resource: str) -> i
 def exceeds(limit: int, in_use: int, delta: int = 1) -> bool:
     """True when adding ``delta`` to ``in_use`` goes over ``limit`` (-1 = unlimited)."""
     return limit >= 0 and in_use + delta > limit
+
+
+async def limits_for(s: AsyncSession, project_id: str | None) -> dict[str, int]:
+    """Every resource's limit for ``project_id`` (its rows over the defaults)."""
+    limits = dict(DEFAULT_QUOTAS)
+    if project_id is not None:
+        rows = await s.execute(select(Quota.resource, Quota.hard_limit).where(Quota.project_id == project_id))
+        limits.update({resource: int(limit) for resource, limit in rows})
+    return limits
+
+
+async def instance_usage(s: AsyncSession, project_id: str) -> dict[str, int]:
+    """``instances``, ``cores`` and ``ram`` in use by the project's live instances (Nova counts them so).
+
+    The flavor is a JSON snapshot on each instance, so the sums are taken in
+    Python over two small columns; an index on (project_id, deleted_at) keeps
+    the read to the project's rows.
+    """
+    rows = await s.execute(select(Instance.flavor).where(Instance.project_id == project_id,
+                                                         Instance.deleted_at.is_(None)))
+    usage = {"instances": 0, "cores": 0, "ram": 0}
+    for (flavor,) in rows:
+        usage["instances"] += 1
+        usage["cores"] += int(flavor.get("vcpus", 0))
+        usage["ram"] += int(flavor.get("memory_mb", 0))
+    return usage
+
+
+async def check_instances(s: AsyncSession, project_id: str, count: int, vcpus: int, memory_mb: int,
+                          *, min_count: int | None = None) -> int:
+    """How many of ``count`` instances of this size fit the project's quota; raise when not even ``min_count``.
+
+    As Nova's ``compute.api._check_num_instances_quota``: with max_count >
+    min_count it lowers the number to what fits, and refuses (403, Nova's
+    ``TooManyInstances`` message) only when ``min_count`` does not fit.
+    """
+    limits = await limits_for(s, project_id)
+    usage = await instance_usage(s, project_id)
+    wanted = {"instances": 1, "cores": vcpus, "ram": memory_mb}
+    fits = count
+    for resource, each in wanted.items():
+        limit = limits[resource]
+        if limit < 0 or each == 0:
+            continue
+        fits = min(fits, max(0, (limit - usage[resource]) // each))
+    floor = count if min_count is None else min_count
+    if fits >= floor:
+        return fits
+    overs = [r for r, each in wanted.items() if exceeds(limits[r], usage[r], each * floor)]
+    requested = ", ".join(str(wanted[r] * floor) for r in overs)
+    used = ", ".join(str(usage[r]) for r in overs)
+    allowed = ", ".join(str(limits[r]) for r in overs)
+    names = ", ".join(overs)
+    raise errors.OverQuota(f"Quota exceeded for {names}: Requested {requested}, but already used {used} "
+                           f"of {allowed} {names}")

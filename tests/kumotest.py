@@ -140,7 +140,8 @@ def migrated_sqlite_template() -> Path:
     return _TEMPLATE_DB
 
 
-async def start_cloud(settings: Settings) -> AsyncIterator[Cloud]:
+async def start_cloud(settings: Settings, roles: tuple[str, ...] = ("controller", "compute")) -> AsyncIterator[Cloud]:
+    """The cloud of ``settings``; by default a controller with one fake compute host (``compute.fake_hosts``)."""
     if not settings.database.url:
         import shutil
 
@@ -148,7 +149,7 @@ async def start_cloud(settings: Settings) -> AsyncIterator[Cloud]:
         target = settings.state_dir / "kumo.db"
         if not target.exists():
             shutil.copyfile(migrated_sqlite_template(), target)
-    node = Node(settings, ["controller"])
+    node = Node(settings, list(roles))
     await node.start()
     transport = httpx.ASGITransport(app=node.asgi_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://kumo.test") as client:
@@ -180,16 +181,16 @@ async def drop_mariadb_database(name: str) -> None:
     await engine.dispose()
 
 
-async def cloud_on(backend: str, tmp_path: Path) -> AsyncIterator[Cloud]:
+async def cloud_on(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Cloud]:
     """A cloud on ``sqlite`` or on a fresh database of the ``mariadb`` server (dropped afterwards)."""
     if backend == "sqlite":
-        async for c in start_cloud(make_settings(tmp_path)):
+        async for c in start_cloud(make_settings(tmp_path, **overrides)):
             yield c
         return
     require_service("MariaDB", "127.0.0.1", 3306)
     name = await create_mariadb_database()
     try:
-        async for c in start_cloud(make_settings(tmp_path, database__url=f"{MARIADB_SERVER}/{name}")):
+        async for c in start_cloud(make_settings(tmp_path, database__url=f"{MARIADB_SERVER}/{name}", **overrides)):
             yield c
     finally:
         await drop_mariadb_database(name)

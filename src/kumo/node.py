@@ -4,8 +4,9 @@
 roles are the seeds' node types:
 
 =========== =================================================================
-controller  every REST API (one HTTP server, services mounted at paths)
-compute     the compute agent (arrives with the compute issues)
+controller  every REST API (one HTTP server, services mounted at paths), the
+            compute conductor and scheduler
+compute     the compute agent(s): one per host, or ``compute.fake_hosts`` simulated ones
 network     the network agent (arrives with the network issue)
 storage     volume/object agents (arrive with their issues)
 =========== =================================================================
@@ -17,7 +18,9 @@ deployment scripts written today keep working as the agents land.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +32,15 @@ from kumo.compute.api import create_app as compute_app
 from kumo.compute.deps import ComputeDeps
 from kumo.compute.flavors import FlavorService
 from kumo.compute.keypairs import KeypairService
-from kumo.compute.rpcapi import ComputeAgentAPI, ConductorAPI
+from kumo.compute.conductor.manager import CONDUCTOR_METHODS, ConductorManager
+from kumo.compute.fleet import ComputeFleet
+from kumo.compute.instances import CONDUCTOR_BINARY, SCHEDULER_BINARY
+from kumo.compute.rpcapi import CONDUCTOR_TOPIC, SCHEDULER_TOPIC, ComputeAgentAPI, ConductorAPI, SchedulerAPI
+from kumo.compute.scheduler.manager import SchedulerManager
 from kumo.core.clients import ImageClient
 from kumo.core import errors
-from kumo.core.bus import Bus, create_bus
+from kumo.core.bus import Bus, Consumer, create_bus
+from kumo.core.bus.base import Exposed
 from kumo.core.config import ROLES, Settings
 from kumo.core.db import Database
 from kumo.core.heartbeat import Heartbeat
@@ -54,7 +62,9 @@ API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/ima
 CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1"}
 #: Base URL of in-process calls between services (never resolved: the ASGI transport answers).
 IN_PROCESS_URL = "http://kumo.internal"
-PENDING_ROLES = {"compute": "compute agent", "network": "network agent", "storage": "storage agents"}
+PENDING_ROLES = {"network": "network agent", "storage": "storage agents"}
+#: How often a controller looks for instances stuck in BUILD (bounded by the build timeout itself).
+SWEEP_INTERVAL = 30.0
 
 
 @dataclass
@@ -72,6 +82,9 @@ class Node:
     image_client: ImageClient | None = None
     bootstrap: BootstrapResult | None = None
     heartbeats: list[Heartbeat] = field(default_factory=list)
+    fleet: ComputeFleet | None = None
+    workers: list[Consumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     server: uvicorn.Server | None = None
     _app: object | None = None
 
@@ -111,9 +124,31 @@ class Node:
             if bootstrap:
                 await self.run_bootstrap()
             await self._beat("kumo-api", "controller")
+            await self._start_compute_workers()
+        if "compute" in self.roles:
+            images = self.image_client or ImageClient(self.settings.compute_image_url(),
+                                                      timeout=self.settings.bus.call_timeout)
+            if self.image_client is None:
+                self.image_client = images
+            self.fleet = ComputeFleet(self.settings, self.db, self.bus, images=images)
+            await self.fleet.start()
         for role in self.roles:
             if role in PENDING_ROLES:
                 log.info("role %s: no %s yet in this version of Kumo", role, PENDING_ROLES[role])
+
+    async def _start_compute_workers(self) -> None:
+        """The conductor and scheduler (Nova's ``nova-conductor``, ``nova-scheduler``) and the build-timeout sweep."""
+        assert self.db is not None and self.bus is not None
+        options = self.settings.compute
+        conductor = ConductorManager(self.db, options, SchedulerAPI(self.bus, timeout=self.settings.bus.call_timeout),
+                                     ComputeAgentAPI(self.bus))
+        scheduler = SchedulerManager(self.db, options, service_down_time=self.settings.node.service_down_time)
+        self.workers.append(await self.bus.serve(CONDUCTOR_TOPIC, Exposed(conductor, CONDUCTOR_METHODS)))
+        self.workers.append(await self.bus.serve(SCHEDULER_TOPIC, Exposed(scheduler, {"select_destinations"})))
+        await self._beat(CONDUCTOR_BINARY, "controller", CONDUCTOR_TOPIC)
+        await self._beat(SCHEDULER_BINARY, "controller", SCHEDULER_TOPIC)
+        interval = min(SWEEP_INTERVAL, max(0.5, options.build_timeout / 4))
+        self.tasks.append(asyncio.create_task(_every(interval, conductor.sweep_build_timeouts), name="build-sweep"))
 
     async def run_bootstrap(self) -> BootstrapResult:
         assert self.identity is not None
@@ -144,9 +179,9 @@ class Node:
         except Exception:  # noqa: BLE001 - a cloud without its test image still starts
             log.warning("could not register the tiny test image", exc_info=True)
 
-    async def _beat(self, binary: str, role: str) -> None:
+    async def _beat(self, binary: str, role: str, topic: str = "") -> None:
         assert self.db is not None
-        hb = Heartbeat(self.db, host=self.settings.node.host, binary=binary, role=role,
+        hb = Heartbeat(self.db, host=self.settings.node.host, binary=binary, role=role, topic=topic,
                        interval=self.settings.node.heartbeat_interval)
         await hb.start()
         self.heartbeats.append(hb)
@@ -190,6 +225,15 @@ class Node:
         await self.server.serve()
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.fleet is not None:
+            await self.fleet.stop()
+        for worker in self.workers:
+            await worker.stop()
         for hb in self.heartbeats:
             await hb.stop()
         if self.image_client is not None:
@@ -202,6 +246,16 @@ class Node:
             await self.bus.close()
         if self.db is not None:
             await self.db.dispose()
+
+
+async def _every(interval: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``interval`` seconds until cancelled; a failure is logged, not fatal."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await work()
+        except Exception:  # noqa: BLE001 - the next round may succeed (the database was away)
+            log.warning("periodic %s failed", getattr(work, "__name__", work), exc_info=True)
 
 
 class _LazyASGITransport(httpx.AsyncBaseTransport):

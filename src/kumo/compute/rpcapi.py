@@ -97,12 +97,15 @@ class SchedulerAPI:
         self.timeout = timeout
 
     async def select_destinations(self, ctx: RequestContext, instance_uuids: list[str],
-                                  request: dict[str, Any]) -> list[dict[str, str]]:
-        """``[{"host", "nodename"}]`` per instance, claimed and assigned; raises NoValidHost (as BadRequest-ish)."""
+                                  request: dict[str, Any]) -> dict[str, Any]:
+        """``{"destinations": [{"instance_uuid", "host", "nodename"}]}`` (claimed, assigned) or ``{"error": why}``.
+
+        No valid host is an answer, not an exception: the conductor records it as the instances' fault.
+        """
         result = await self.bus.call(SCHEDULER_TOPIC, "select_destinations",
                                      {"ctx": ctx.to_dict(), "instance_uuids": instance_uuids, "request": request},
                                      timeout=self.timeout, version=VERSION)
-        return list(result)
+        return dict(result)
 
 
 class ComputeAgentAPI:

@@ -118,7 +118,7 @@ class ComputeOptions(BaseModel):
     resource_interval: float = Field(30.0, description="Seconds between an agent's inventory reports.")
     sync_power_state_interval: float = Field(60.0, description="Seconds between power-state syncs (-1 = never).")
     shutdown_timeout: float = Field(60.0, description="Seconds a guest gets to shut down cleanly on stop.")
-    resize_confirm_window: float = Field(0.0, description="Auto-confirm resizes after this many seconds (0 = never).")
+    image_url: str = Field("", description="Image API root compute agents use (empty = this node's API /image).")
 
 
 class LoggingOptions(BaseModel):
@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments (the TOML file) < environment.
         return (env_settings, init_settings)
+
+    def compute_image_url(self) -> str:
+        """Where a compute agent reaches the image service."""
+        return self.compute.image_url or f"{self.api.base_url()}/image"
 
     @property
     def database_url(self) -> str:

@@ -14,16 +14,19 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -116,6 +119,36 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+#: MySQL/MariaDB "Deadlock found" and "Lock wait timeout exceeded"; PostgreSQL's deadlock_detected.
+_DEADLOCK_CODES = {1213, 1205}
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether the database gave up a transaction to break a lock cycle (safe to retry it whole)."""
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _DEADLOCK_CODES:
+        return True
+    return getattr(orig, "sqlstate", None) == "40P01" or "database is locked" in str(exc)
+
+
+async def retry_deadlocks(work: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Run ``work`` (which opens its own transaction) again when the database broke a deadlock.
+
+    oslo.db's ``wrap_db_retry(retry_on_deadlock=True)`` for the few writes
+    that lock several rows at once (claims on several hosts); the pause grows
+    a little each time so the competing transaction can finish.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except DBAPIError as exc:
+            if attempt == attempts or not is_deadlock(exc):
+                raise
+            await asyncio.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

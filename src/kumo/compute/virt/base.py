@@ -329,6 +329,20 @@ class VirtDriver(ABC):
         ``UnsupportedOperation`` with the reason; nothing is changed either way.
         """
 
+    async def confirm_resize(self, uuid: str) -> None:
+        """Forget what the last ``resize`` kept for a revert (old disks); the new size stays.
+
+        Drivers that keep nothing need not override this.
+        """
+
+    async def revert_resize(self, uuid: str, old_spec: InstanceSpec) -> None:
+        """Undo the last ``resize``: the guest gets ``old_spec`` and the disks it had, power state kept.
+
+        Unlike ``resize`` this may shrink: it restores what resize kept.
+        Drivers that cannot revert raise ``UnsupportedOperation``.
+        """
+        raise UnsupportedOperation(f"{self.name} cannot revert a resize of instance {uuid}")
+
     async def list_instance_infos(self) -> dict[str, InstanceInfo]:
         """``get_info`` for every instance at once, for the agent's power-state sync.
 

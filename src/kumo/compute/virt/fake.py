@@ -218,6 +218,15 @@ class FakeDriver(VirtDriver):
         guest.spec = new_spec
         guest.log(f"resized to {new_spec.vcpus} vCPU, {new_spec.memory_mb} MB, {new_spec.disk_gb} GB")
 
+    async def revert_resize(self, uuid: str, old_spec: InstanceSpec) -> None:
+        guest = self._guest(uuid)
+        if old_spec.uuid != uuid:
+            raise ValueError(f"revert of {uuid} given a spec for {old_spec.uuid}")
+        await self._wait(self.action_seconds)
+        guest = self._guest(uuid)
+        guest.spec = old_spec
+        guest.log(f"resize reverted to {old_spec.vcpus} vCPU, {old_spec.memory_mb} MB, {old_spec.disk_gb} GB")
+
     # -- helpers
 
     def _check_up(self) -> None:

@@ -110,3 +110,21 @@ def find_method(endpoint: object, method: str) -> Any:
     if method.startswith("_") or not hasattr(endpoint, method):
         raise errors.NotFound(f"No such RPC method: {method}")
     return getattr(endpoint, method)
+
+
+class Exposed:
+    """An endpoint that offers only the named methods of ``target`` to the bus.
+
+    Workers have public methods that are not RPC (start, stop, periodic
+    audits); serving ``Exposed(worker, {...})`` instead of the worker keeps
+    them out of reach of any message.
+    """
+
+    def __init__(self, target: object, methods: frozenset[str] | set[str]) -> None:
+        self._target = target
+        self._methods = frozenset(methods)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._methods:
+            return getattr(self._target, name)
+        raise AttributeError(name)

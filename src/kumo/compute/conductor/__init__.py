@@ -1,0 +1,1 @@
+"""The compute conductor (Nova's ``nova-conductor``): builds, reschedules, resizes and the build-timeout sweep."""

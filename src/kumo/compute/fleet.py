@@ -1,0 +1,151 @@
+"""Run the compute agents of this process: one real host, or many simulated ones.
+
+``kumo serve --role compute`` runs one agent for this node's host with the
+configured virt driver. With the ``fake`` driver, ``compute.fake_hosts = N``
+runs N agents in the process (``<host>-fake-0001`` ...), each with its own
+driver, topic and compute node, so one machine can stand in for a large
+cloud. What would cost N times as much is shared: one heartbeat UPDATE for
+every host, and the periodic audits (inventory, usage, power states) are
+spread over their interval instead of firing together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any
+
+from sqlalchemy import select
+
+from kumo.compute import resources
+from kumo.compute.instances import COMPUTE_BINARY
+from kumo.compute.manager import ComputeManager
+from kumo.compute.models import ComputeNode
+from kumo.compute.reconcile import reconcile_host, sync_power_states
+from kumo.compute.rpcapi import ConductorAPI, compute_topic
+from kumo.compute.virt import create_driver
+from kumo.compute.virt.base import VirtDriver, VirtError
+from kumo.core.bus import Bus, Consumer
+from kumo.core.bus.base import Exposed
+from kumo.core.clients import ImageClient
+from kumo.core.config import Settings
+from kumo.core.db import Database
+from kumo.core.heartbeat import Heartbeat
+
+log = logging.getLogger("kumo.compute.fleet")
+
+#: What the bus may call on an agent; anything else (start, stop, audits) is not reachable remotely.
+RPC_METHODS = frozenset({
+    "build_and_run_instance", "terminate_instance", "stop_instance", "start_instance", "reboot_instance",
+    "pause_instance", "unpause_instance", "suspend_instance", "resume_instance", "rebuild_instance",
+    "resize_instance", "confirm_resize", "revert_resize", "snapshot_instance", "get_console_output",
+})
+
+
+def make_driver(settings: Settings) -> VirtDriver:
+    """The configured driver; the fake one sized and slowed as configured."""
+    options = settings.compute
+    if options.driver == "fake":
+        return create_driver("fake", vcpus=options.fake_vcpus, memory_mb=options.fake_memory_mb,
+                             local_gb=options.fake_local_gb, spawn_seconds=options.fake_spawn_seconds)
+    return create_driver(options.driver)
+
+
+def host_names(settings: Settings) -> list[str]:
+    base = settings.node.host
+    count = settings.compute.fake_hosts if settings.compute.driver == "fake" else 1
+    if count <= 1:
+        return [base]
+    return [f"{base}-fake-{i:04d}" for i in range(1, count + 1)]
+
+
+class ComputeFleet:
+    """The agents of this process, their heartbeat and their periodic audits."""
+
+    def __init__(self, settings: Settings, db: Database, bus: Bus, *, images: ImageClient | None,
+                 drivers: dict[str, VirtDriver] | None = None) -> None:
+        """``drivers`` (host -> driver) reuses hypervisors that outlive the agents, as real ones do across restarts."""
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        conductor = ConductorAPI(bus)
+        drivers = drivers or {h: make_driver(settings) for h in host_names(settings)}
+        self.agents = [ComputeManager(db=db, host=h, driver=d, options=settings.compute, conductor=conductor,
+                                      images=images) for h, d in drivers.items()]
+        self._consumers: list[Consumer] = []
+        self._heartbeat: Heartbeat | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def agent(self, host: str) -> ComputeManager:
+        return next(a for a in self.agents if a.host == host)
+
+    async def start(self) -> None:
+        """Init drivers, report inventory, heartbeat, reconcile, then consume (so redeliveries find the truth)."""
+        for agent in self.agents:
+            await agent.driver.init_host(agent.host)
+        await self.report_resources(self.agents)
+        self._heartbeat = Heartbeat(self.db, hosts=[a.host for a in self.agents], binary=COMPUTE_BINARY,
+                                    role="compute", topic="compute.{host}",
+                                    interval=self.settings.node.heartbeat_interval)
+        await self._heartbeat.start()
+        for agent in self.agents:
+            await reconcile_host(agent)
+            self._consumers.append(await self.bus.serve(compute_topic(agent.host), Exposed(agent, RPC_METHODS)))
+        options = self.settings.compute
+        self._tasks.append(asyncio.create_task(self._every(options.resource_interval, self._audit_resources),
+                                               name="compute-resource-audit"))
+        if options.sync_power_state_interval > 0:
+            self._tasks.append(asyncio.create_task(self._every(options.sync_power_state_interval, sync_power_states),
+                                                   name="compute-power-sync"))
+        log.info("compute agents started: %d host(s) with the %s driver", len(self.agents), options.driver)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for consumer in self._consumers:
+            await consumer.stop()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
+        for agent in self.agents:
+            await agent.driver.cleanup_host()
+
+    async def _every(self, interval: float, work: Any) -> None:
+        """Run ``work(agent)`` for every agent once per ``interval``, spread evenly over it."""
+        gap = interval / max(1, len(self.agents))
+        await asyncio.sleep(random.uniform(0, gap))
+        while True:
+            for agent in self.agents:
+                await asyncio.sleep(gap)
+                try:
+                    await work(agent)
+                except Exception:  # noqa: BLE001 - one host's audit failing must not stop the others'
+                    log.warning("periodic task on %s failed", agent.host, exc_info=True)
+
+    async def _audit_resources(self, agent: ComputeManager) -> None:
+        await self.report_resources([agent])
+
+    async def report_resources(self, agents: list[ComputeManager]) -> None:
+        """Inventory from each driver, usage recounted from the instances placed on each host."""
+        options = self.settings.compute
+        for agent in agents:
+            try:
+                res = await agent.driver.get_available_resource()
+            except VirtError as exc:
+                log.warning("host %s cannot report resources: %s", agent.host, exc)
+                continue
+            async with self.db.session() as s:
+                await resources.report_inventory(s, agent.host, res, cpu_ratio=options.cpu_allocation_ratio,
+                                                 ram_ratio=options.ram_allocation_ratio,
+                                                 disk_ratio=options.disk_allocation_ratio)
+            async with self.db.session() as s:
+                await resources.resync_usage(s, agent.host)
+
+    async def nodes(self) -> list[ComputeNode]:
+        async with self.db.session() as s:
+            return list(await s.scalars(select(ComputeNode).where(
+                ComputeNode.host.in_([a.host for a in self.agents]))))

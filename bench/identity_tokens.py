@@ -265,8 +265,10 @@ def _has_setting(section: str, name: str) -> bool:
 class Server:
     """``kumo up`` in a subprocess, on its own state dir and port."""
 
-    def __init__(self, kumo: str, state_dir: Path, port: int, database_url: str | None) -> None:
+    def __init__(self, kumo: str, state_dir: Path, port: int, database_url: str | None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.kumo = kumo
+        self.extra_env = dict(extra_env or {})
         self.state_dir = state_dir
         self.port = port
         self.database_url = database_url
@@ -285,6 +287,7 @@ class Server:
             env["KUMO_IMAGE__BOOTSTRAP_TINY"] = "false"  # no test-image build at start: it is not measured
         if self.database_url:
             env["KUMO_DATABASE__URL"] = self.database_url
+        env.update(self.extra_env)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen([self.kumo, "up"], stdout=log, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL, start_new_session=True)

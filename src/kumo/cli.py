@@ -87,8 +87,19 @@ Use it with the OpenStack client:
   {osc} token issue
 or: source {settings.state_dir / 'openrc'}
 
+{_compute_line(settings)}
 The admin password is in {settings.state_dir / 'admin-password'}. Ctrl-C stops the cloud; data stays.
 """, flush=True)
+
+
+def _compute_line(settings: Settings) -> str:
+    """Say plainly what the compute hosts are, so nobody mistakes simulated guests for VMs."""
+    options = settings.compute
+    if options.driver == "fake":
+        count = max(1, options.fake_hosts)
+        return (f"Compute: {count} simulated host(s) with the fake driver (servers go ACTIVE but no VM runs);\n"
+                f"  real QEMU guests arrive with the QEMU driver.\n")
+    return f"Compute: this host with the {options.driver} driver.\n"
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -101,12 +112,20 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
         return runner.run(main)
 
 
+def _apply_fake_hosts(args: argparse.Namespace, settings: Settings) -> None:
+    if getattr(args, "fake_hosts", None):
+        settings.compute.driver = "fake"
+        settings.compute.fake_hosts = args.fake_hosts
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    _apply_fake_hosts(args, settings)
     return _run_loop(_run_node(settings, list(ROLES), banner=True))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     roles = [r.strip() for r in (args.role or ",".join(settings.node.roles)).split(",") if r.strip()]
+    _apply_fake_hosts(args, settings)
     return _run_loop(_run_node(settings, roles, banner=False))
 
 
@@ -147,6 +166,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             if s.disabled:
                 state += " (disabled)"
             print(f"{s.host:<24} {s.binary:<16} {s.role:<11} {state:<6} {s.last_seen:%Y-%m-%d %H:%M:%S}Z")
+        computes = [s for s in statuses if s.binary == "nova-compute"]
+        if computes:
+            print(f"compute hosts: {sum(1 for s in computes if s.up)} up of {len(computes)}")
     return 0 if statuses and all(s.up for s in statuses) else 1
 
 
@@ -221,9 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kumo", description="Kumo: an OpenStack-compatible cloud.")
     parser.add_argument("--config", help="TOML config file (default: $KUMO_CONFIG or /etc/kumo/kumo.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the all-in-one cloud in the foreground").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="start the all-in-one cloud in the foreground")
+    up.add_argument("--fake-hosts", type=int, metavar="N", help="simulate N compute hosts with the fake driver")
+    up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="run the given roles of this node")
     serve.add_argument("--role", help=f"comma-separated roles: {', '.join(ROLES)}")
+    serve.add_argument("--fake-hosts", type=int, metavar="N",
+                       help="simulate N compute hosts with the fake driver (scale tests)")
     serve.set_defaults(func=cmd_serve)
     status = sub.add_parser("status", help="show every service and host, up or down")
     status.add_argument("--format", choices=["table", "json"], default="table")

@@ -23,7 +23,7 @@ from kumo.compute import resources
 from kumo.compute.instances import COMPUTE_BINARY
 from kumo.compute.manager import ComputeManager
 from kumo.compute.models import ComputeNode
-from kumo.compute.reconcile import reconcile_host, sync_power_states
+from kumo.compute.reconcile import instances_by_host, reconcile_host, sync_power_states
 from kumo.compute.rpcapi import ConductorAPI, compute_topic
 from kumo.compute.virt import create_driver
 from kumo.compute.virt.base import VirtDriver, VirtError
@@ -90,15 +90,16 @@ class ComputeFleet:
                                     role="compute", topic="compute.{host}",
                                     interval=self.settings.node.heartbeat_interval)
         await self._heartbeat.start()
+        placed = await instances_by_host(self.agents[0], [a.host for a in self.agents])
         for agent in self.agents:
-            await reconcile_host(agent)
+            await reconcile_host(agent, placed[agent.host])
             self._consumers.append(await self.bus.serve(compute_topic(agent.host), Exposed(agent, RPC_METHODS)))
         options = self.settings.compute
-        self._tasks.append(asyncio.create_task(self._every(options.resource_interval, self._audit_resources),
+        self._tasks.append(asyncio.create_task(self._every(options.resource_interval, self.report_resources),
                                                name="compute-resource-audit"))
         if options.sync_power_state_interval > 0:
-            self._tasks.append(asyncio.create_task(self._every(options.sync_power_state_interval, sync_power_states),
-                                                   name="compute-power-sync"))
+            self._tasks.append(asyncio.create_task(self._every(options.sync_power_state_interval,
+                                                               self.sync_power_states), name="compute-power-sync"))
         log.info("compute agents started: %d host(s) with the %s driver", len(self.agents), options.driver)
 
     async def stop(self) -> None:
@@ -115,35 +116,47 @@ class ComputeFleet:
             await agent.driver.cleanup_host()
 
     async def _every(self, interval: float, work: Any) -> None:
-        """Run ``work(agent)`` for every agent once per ``interval``, spread evenly over it."""
-        gap = interval / max(1, len(self.agents))
-        await asyncio.sleep(random.uniform(0, gap))
+        """Run ``work(agents)`` once per ``interval`` for the whole fleet (one batch, not N timers)."""
+        await asyncio.sleep(random.uniform(0.5, 1.0) * interval)
         while True:
-            for agent in self.agents:
-                await asyncio.sleep(gap)
-                try:
-                    await work(agent)
-                except Exception:  # noqa: BLE001 - one host's audit failing must not stop the others'
-                    log.warning("periodic task on %s failed", agent.host, exc_info=True)
-
-    async def _audit_resources(self, agent: ComputeManager) -> None:
-        await self.report_resources([agent])
+            try:
+                await work(self.agents)
+            except Exception:  # noqa: BLE001 - an audit failing (database away) must not end the loop
+                log.warning("periodic %s failed", getattr(work, "__name__", work), exc_info=True)
+            await asyncio.sleep(interval)
 
     async def report_resources(self, agents: list[ComputeManager]) -> None:
-        """Inventory from each driver, usage recounted from the instances placed on each host."""
+        """Inventory from each driver, then usage recounted from the instances placed on each host.
+
+        Two transactions for the whole fleet, whatever its size.
+        """
         options = self.settings.compute
+        reports = {}
         for agent in agents:
             try:
-                res = await agent.driver.get_available_resource()
+                reports[agent.host] = await agent.driver.get_available_resource()
             except VirtError as exc:
                 log.warning("host %s cannot report resources: %s", agent.host, exc)
-                continue
-            async with self.db.session() as s:
-                await resources.report_inventory(s, agent.host, res, cpu_ratio=options.cpu_allocation_ratio,
-                                                 ram_ratio=options.ram_allocation_ratio,
-                                                 disk_ratio=options.disk_allocation_ratio)
-            async with self.db.session() as s:
-                await resources.resync_usage(s, agent.host)
+        if not reports:
+            return
+        hosts = list(reports)
+        async with self.db.session() as s:
+            rows = await resources.nodes_by_host(s, hosts)
+            for host, res in reports.items():
+                resources.apply_inventory(s, rows.get(host), host, res, cpu_ratio=options.cpu_allocation_ratio,
+                                          ram_ratio=options.ram_allocation_ratio,
+                                          disk_ratio=options.disk_allocation_ratio)
+        async with self.db.session() as s:
+            corrected = await resources.resync_usage(s, hosts)
+        if corrected:
+            log.info("usage corrected on %d host(s): %s", len(corrected), ", ".join(corrected[:10]))
+
+    async def sync_power_states(self, agents: list[ComputeManager]) -> None:
+        """Nova's ``_sync_power_states`` for every host, from one read of the fleet's idle instances."""
+        idle = await instances_by_host(agents[0], [a.host for a in agents], idle_only=True)
+        for agent in agents:
+            if idle[agent.host]:
+                await sync_power_states(agent, idle[agent.host])
 
     async def nodes(self) -> list[ComputeNode]:
         async with self.db.session() as s:

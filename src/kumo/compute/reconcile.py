@@ -46,12 +46,29 @@ _EXPECTED_POWER = {VmState.ACTIVE: PowerState.RUNNING, VmState.STOPPED: PowerSta
                    VmState.RESIZED: None, VmState.ERROR: None}
 
 
-async def reconcile_host(agent: ComputeManager) -> dict[str, int]:
-    """Run once before the agent consumes its topic; returns counts of what was corrected, for the log."""
-    guests = await agent.driver.list_instance_infos()
+async def instances_by_host(agent: ComputeManager, hosts: list[str], *, idle_only: bool = False
+                            ) -> dict[str, list[Instance]]:
+    """The live instances the database places on ``hosts`` (one read for a whole fleet)."""
+    found: dict[str, list[Instance]] = {h: [] for h in hosts}
     async with agent.db.session() as s:
-        rows = list(await s.scalars(select(Instance).where(Instance.host == agent.host,
-                                                          Instance.deleted_at.is_(None))))
+        for start in range(0, len(hosts), 500):
+            stmt = select(Instance).where(Instance.host.in_(hosts[start:start + 500]), Instance.deleted_at.is_(None))
+            if idle_only:
+                stmt = stmt.where(Instance.task_state.is_(None), Instance.vm_state.in_(
+                    [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED]))
+            for row in await s.scalars(stmt):
+                found[row.host or ""].append(row)
+    return found
+
+
+async def reconcile_host(agent: ComputeManager, rows: list[Instance] | None = None) -> dict[str, int]:
+    """Run once before the agent consumes its topic; returns counts of what was corrected, for the log.
+
+    ``rows`` are the instances placed on the host when the caller read them already.
+    """
+    guests = await agent.driver.list_instance_infos()
+    if rows is None:
+        rows = (await instances_by_host(agent, [agent.host]))[agent.host]
     counts = {"adopted": 0, "deleted": 0, "failed_builds": 0, "lost": 0, "synced": 0, "reaped": 0}
     for row in rows:
         info = guests.pop(row.uuid, None)
@@ -70,7 +87,8 @@ async def reconcile_host(agent: ComputeManager) -> dict[str, int]:
         else:
             counts["synced" if await sync_power_state(agent, row, info, clear_task=True) else "adopted"] += 1
     await _reap(agent, guests, counts)
-    log.info("host %s reconciled: %s", agent.host, ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "clean")
+    if any(counts.values()):
+        log.info("host %s reconciled: %s", agent.host, ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return counts
 
 
@@ -128,23 +146,20 @@ async def sync_power_state(agent: ComputeManager, row: Instance, info: InstanceI
     if not values:
         return False
     async with agent.db.session() as s:
-        expected_task = row.task_state if not clear_task else row.task_state
-        await save_instance(s, row.uuid, expected_task_state=expected_task, **values)
+        await save_instance(s, row.uuid, expected_task_state=row.task_state, **values)
     log.info("instance %s synced to the hypervisor: %s", row.uuid, values)
     return True
 
 
-async def sync_power_states(agent: ComputeManager) -> int:
+async def sync_power_states(agent: ComputeManager, rows: list[Instance] | None = None) -> int:
     """The periodic sync for idle instances of this host (busy ones are left to their action)."""
     try:
         infos = await agent.driver.list_instance_infos()
     except VirtError as exc:
         log.warning("power-state sync on %s skipped: %s", agent.host, exc)
         return 0
-    async with agent.db.session() as s:
-        rows = list(await s.scalars(select(Instance).where(
-            Instance.host == agent.host, Instance.deleted_at.is_(None), Instance.task_state.is_(None),
-            Instance.vm_state.in_([VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED]))))
+    if rows is None:
+        rows = (await instances_by_host(agent, [agent.host], idle_only=True))[agent.host]
     changed = 0
     for row in rows:
         async with agent.locked(row.uuid):

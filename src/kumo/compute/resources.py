@@ -69,52 +69,74 @@ async def release(s: AsyncSession, host: str, flavor: Mapping[str, Any]) -> None
     await adjust(s, host, -vcpus, -ram, -disk, -1)
 
 
-async def report_inventory(s: AsyncSession, host: str, res: HostResources, *, cpu_ratio: float, ram_ratio: float,
-                           disk_ratio: float, host_ip: str | None = None) -> bool:
-    """Write the host's capacity (creating its row on first report); True when the row is new.
+def apply_inventory(s: AsyncSession, row: ComputeNode | None, host: str, res: HostResources, *, cpu_ratio: float,
+                    ram_ratio: float, disk_ratio: float, host_ip: str | None = None) -> ComputeNode:
+    """Write the host's capacity on its row (made on first report); returns the row.
 
     Usage columns are left to claims and :func:`resync_usage`, so a report
-    never erases a claim that the hypervisor has not acted on yet.
+    never erases a claim that the hypervisor has not acted on yet. Unchanged
+    values are not assigned, so an unchanged host costs no UPDATE.
     """
-    row = await s.scalar(select(ComputeNode).where(ComputeNode.host == host, ComputeNode.deleted_at.is_(None)))
-    created = row is None
     if row is None:
         row = ComputeNode(uuid=str(uuidlib.uuid4()), host=host, hypervisor_hostname=res.hypervisor_hostname,
                           vcpus_used=0, memory_mb_used=0, local_gb_used=0, running_vms=0)
         s.add(row)
-    row.hypervisor_hostname = res.hypervisor_hostname
-    row.hypervisor_type = res.hypervisor_type
-    row.hypervisor_version = res.hypervisor_version
-    row.host_ip = host_ip
-    row.vcpus, row.memory_mb, row.local_gb = res.vcpus, res.memory_mb, res.local_gb
-    row.cpu_info = dict(res.cpu_info)
-    row.disk_available_least = res.local_gb - res.local_gb_used
-    row.cpu_allocation_ratio, row.ram_allocation_ratio, row.disk_allocation_ratio = cpu_ratio, ram_ratio, disk_ratio
-    row.updated_at = utcnow()
-    return created
+    wanted = {"hypervisor_hostname": res.hypervisor_hostname, "hypervisor_type": res.hypervisor_type,
+              "hypervisor_version": res.hypervisor_version, "host_ip": host_ip, "vcpus": res.vcpus,
+              "memory_mb": res.memory_mb, "local_gb": res.local_gb, "cpu_info": dict(res.cpu_info),
+              "disk_available_least": res.local_gb - res.local_gb_used, "cpu_allocation_ratio": cpu_ratio,
+              "ram_allocation_ratio": ram_ratio, "disk_allocation_ratio": disk_ratio}
+    changed = False
+    for name, value in wanted.items():
+        if getattr(row, name, None) != value:
+            setattr(row, name, value)
+            changed = True
+    if changed:
+        row.updated_at = utcnow()
+    return row
 
 
-async def resync_usage(s: AsyncSession, host: str) -> bool:
-    """Recompute the host's usage from the live instances placed on it; False if a claim raced us.
+async def nodes_by_host(s: AsyncSession, hosts: list[str]) -> dict[str, ComputeNode]:
+    """The live compute node rows of ``hosts`` (read in chunks that every database accepts)."""
+    found: dict[str, ComputeNode] = {}
+    for start in range(0, len(hosts), 500):
+        rows = await s.scalars(select(ComputeNode).where(ComputeNode.host.in_(hosts[start:start + 500]),
+                                                         ComputeNode.deleted_at.is_(None)))
+        found.update({row.host: row for row in rows})
+    return found
+
+
+async def resync_usage(s: AsyncSession, hosts: list[str]) -> list[str]:
+    """Recompute the hosts' usage from the live instances placed on them; returns the hosts corrected.
 
     Nova's resource tracker does the same audit (``_update_usage_from_instances``).
+    Each host's UPDATE is guarded by the ``updated_at`` it read, so a claim
+    made while counting wins and the host is simply audited next time.
     """
-    node = await s.scalar(select(ComputeNode).where(ComputeNode.host == host, ComputeNode.deleted_at.is_(None)))
-    if node is None:
-        return False
-    seen = node.updated_at
-    vcpus = ram = disk = count = 0
-    rows = await s.execute(select(Instance.flavor, Instance.system_metadata).where(
-        Instance.host == host, Instance.deleted_at.is_(None)))
-    for flavor, sysmeta in rows:
-        count += 1
-        # A resize holds both sizes until it is confirmed or reverted (Nova keeps both allocations).
-        for held in (flavor, (sysmeta or {}).get("new_flavor"), (sysmeta or {}).get("old_flavor")):
-            if held:
-                v, r, d = flavor_usage(held)
-                vcpus, ram, disk = vcpus + v, ram + r, disk + d
-    stmt = (update(ComputeNode).where(ComputeNode.id == node.id, ComputeNode.updated_at == seen)
-            .values(vcpus_used=vcpus, memory_mb_used=ram, local_gb_used=disk, running_vms=count,
-                    updated_at=utcnow())
+    nodes = await nodes_by_host(s, hosts)
+    totals = {host: [0, 0, 0, 0] for host in nodes}
+    for start in range(0, len(hosts), 500):
+        rows = await s.execute(select(Instance.host, Instance.flavor, Instance.system_metadata).where(
+            Instance.host.in_(hosts[start:start + 500]), Instance.deleted_at.is_(None)))
+        for host, flavor, sysmeta in rows:
+            if host not in totals:
+                continue
+            total = totals[host]
+            total[3] += 1
+            # A resize holds both sizes until it is confirmed or reverted (Nova keeps both allocations).
+            for held in (flavor, (sysmeta or {}).get("new_flavor"), (sysmeta or {}).get("old_flavor")):
+                if held:
+                    v, r, d = flavor_usage(held)
+                    total[0], total[1], total[2] = total[0] + v, total[1] + r, total[2] + d
+    corrected = []
+    for host, (vcpus, ram, disk, count) in totals.items():
+        node = nodes[host]
+        if (node.vcpus_used, node.memory_mb_used, node.local_gb_used, node.running_vms) == (vcpus, ram, disk, count):
+            continue
+        result = await s.execute(
+            update(ComputeNode).where(ComputeNode.id == node.id, ComputeNode.updated_at == node.updated_at)
+            .values(vcpus_used=vcpus, memory_mb_used=ram, local_gb_used=disk, running_vms=count, updated_at=utcnow())
             .execution_options(synchronize_session=False))
-    return bool((await s.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+        if result.rowcount:  # type: ignore[attr-defined]
+            corrected.append(host)
+    return corrected

@@ -19,7 +19,9 @@ from e2e_support import KumoProcess, clean_env
 
 @pytest.fixture(scope="session")
 def kumo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KumoProcess]:
-    server = KumoProcess(tmp_path_factory.mktemp("kumo-e2e") / "state").start()
+    # Three simulated compute hosts, so anti-affinity and spreading have somewhere to go.
+    server = KumoProcess(tmp_path_factory.mktemp("kumo-e2e") / "state",
+                         extra_env={"KUMO_COMPUTE__FAKE_HOSTS": "3"}).start()
     try:
         yield server
     finally:

@@ -178,11 +178,7 @@ class ComputeManager(MoveOperations):
             done = await save_instance(s, instance_uuid, vm_state=VmState.DELETED, task_state=None,
                                        power_state=int(PowerState.NOSTATE), deleted_at=now, terminated_at=now)
             if done and row is not None and row.host == self.host:
-                await resources.release(s, self.host, row.flavor or {})
-                for extra in ("new_flavor", "old_flavor"):
-                    if (row.system_metadata or {}).get(extra):
-                        v, r, d = resources.flavor_usage(row.system_metadata[extra])
-                        await resources.adjust(s, self.host, -v, -r, -d)
+                await resources.release_instance(s, row)
             if done:
                 await s.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == instance_uuid))
             if context is not None:

@@ -69,6 +69,18 @@ async def release(s: AsyncSession, host: str, flavor: Mapping[str, Any]) -> None
     await adjust(s, host, -vcpus, -ram, -disk, -1)
 
 
+async def release_instance(s: AsyncSession, row: Instance) -> None:
+    """Give back everything a deleted instance held on its host, a pending resize's second size included."""
+    if not row.host:
+        return
+    await release(s, row.host, row.flavor or {})
+    for extra in ("new_flavor", "old_flavor"):
+        held = (row.system_metadata or {}).get(extra)
+        if held:
+            v, r, d = flavor_usage(held)
+            await adjust(s, row.host, -v, -r, -d)
+
+
 def apply_inventory(s: AsyncSession, row: ComputeNode | None, host: str, res: HostResources, *, cpu_ratio: float,
                     ram_ratio: float, disk_ratio: float, host_ip: str | None = None) -> ComputeNode:
     """Write the host's capacity on its row (made on first report); returns the row.

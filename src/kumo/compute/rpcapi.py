@@ -44,7 +44,7 @@ task rebuilding    rebuild_instance        active/None (image_ref already the ne
 task resize_prep   (conductor) resize      resized/None, flavor = new, old in system_metadata
 task resize_confirming confirm_resize       active or stopped/None
 task resize_reverting  revert_resize        active or stopped/None, flavor = old
-task image_snapshot snapshot_instance       task None (vm unchanged), image uploaded
+task image_snapshot_pending snapshot_instance  task None (vm unchanged), image uploaded
 task deleting      terminate_instance      row deleted (vm deleted)
 =================  =====================  ==========================================
 

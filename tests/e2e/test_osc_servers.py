@@ -20,6 +20,8 @@ def image(kumo: KumoProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
     data = tmp_path_factory.mktemp("img") / "disk.raw"
     data.write_bytes(b"\0" * 65536)
     name = unique("e2e-srv-img")
+    # Room for every test of this module at once (the default is Nova's 10 instances per project).
+    kumo.osc("quota", "set", "--instances", "100", "--cores", "200", "--ram", "1000000", "admin", json=False)
     kumo.osc("image", "create", "--file", str(data), "--disk-format", "raw", "--container-format", "bare",
              "--public", name)
     return name
@@ -37,7 +39,7 @@ def status(kumo: KumoProcess, name: str) -> str:
 
 def test_server_lifecycle(kumo: KumoProcess, image: str) -> None:
     name = unique("e2e-srv")
-    created = kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--network", "none",
+    created = kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--nic", "none",
                        "--property", "role=web", "--wait", name, timeout=120)
     assert created["status"] == "ACTIVE" and created["OS-EXT-STS:power_state"] in ("Running", 1)
     assert created["OS-EXT-SRV-ATTR:host"].startswith("e2e-host-fake-")
@@ -66,7 +68,7 @@ def test_server_lifecycle(kumo: KumoProcess, image: str) -> None:
 
 def test_resize_confirm_and_snapshot(kumo: KumoProcess, image: str) -> None:
     name, snap = unique("e2e-resize"), unique("e2e-snap")
-    kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--network", "none", "--wait", name,
+    kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--nic", "none", "--wait", name,
              timeout=120)
     kumo.osc("server", "resize", "--flavor", "m1.small", "--wait", name, json=False, timeout=120)
     assert status(kumo, name) == "VERIFY_RESIZE"
@@ -84,7 +86,7 @@ def test_resize_confirm_and_snapshot(kumo: KumoProcess, image: str) -> None:
 
 def test_many_at_once_and_anti_affinity(kumo: KumoProcess, image: str) -> None:
     name, group = unique("e2e-many"), unique("e2e-group")
-    kumo.osc("server", "create", "--image", image, "--flavor", "m1.nano", "--network", "none", "--min", "10",
+    kumo.osc("server", "create", "--image", image, "--flavor", "m1.nano", "--nic", "none", "--min", "10",
              "--max", "10", "--wait", name, timeout=180, json=False)
     many = kumo.osc("server", "list", "--name", f"^{name}-")
     assert len(many) == 10 and {r["Status"] for r in many} == {"ACTIVE"}
@@ -92,11 +94,11 @@ def test_many_at_once_and_anti_affinity(kumo: KumoProcess, image: str) -> None:
     assert created["policy"] == "anti-affinity"
     hosts = []
     for i in range(3):
-        server = kumo.osc("server", "create", "--image", image, "--flavor", "m1.nano", "--network", "none",
+        server = kumo.osc("server", "create", "--image", image, "--flavor", "m1.nano", "--nic", "none",
                           "--hint", f"group={created['id']}", "--wait", f"{group}-{i}", timeout=120)
         hosts.append(server["OS-EXT-SRV-ATTR:host"])
     assert len(set(hosts)) == 3  # three fake hosts, one member each
-    fourth = kumo.osc("server", "create", "--image", image, "--flavor", "m1.nano", "--network", "none",
+    fourth = kumo.osc("server", "create", "--image", image, "--flavor", "m1.nano", "--nic", "none",
                       "--hint", f"group={created['id']}", "--wait", f"{group}-3", check=False, timeout=120)
     assert fourth.returncode != 0  # no fourth host: ERROR with the filter that said no
     fault = kumo.osc("server", "show", f"{group}-3")["fault"]
@@ -111,6 +113,8 @@ def test_quotas_services_hypervisors(kumo: KumoProcess, image: str) -> None:
     kumo.osc("project", "create", project)
     kumo.osc("quota", "set", "--instances", "1", "--cores", "7", project, json=False)
     shown = kumo.osc("quota", "show", project)
+    if isinstance(shown, list):  # newer clients print one row per resource
+        shown = {row["Resource"]: row["Limit"] for row in shown}
     assert (shown["instances"], shown["cores"]) == (1, 7)
     services = kumo.osc("compute", "service", "list")
     assert {"nova-compute", "nova-conductor", "nova-scheduler"} <= {s["Binary"] for s in services}
@@ -129,11 +133,11 @@ def test_quotas_services_hypervisors(kumo: KumoProcess, image: str) -> None:
 
 def test_bad_input(kumo: KumoProcess, image: str, tmp_path: Path) -> None:
     name = unique("e2e-bad")
-    assert_failed(kumo.osc("server", "create", "--image", image, "--flavor", "no-such-flavor", "--network", "none",
+    assert_failed(kumo.osc("server", "create", "--image", image, "--flavor", "no-such-flavor", "--nic", "none",
                            name, check=False), "No Flavor found")
-    assert_failed(kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--network", "none",
+    assert_failed(kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--nic", "none",
                            "--min", "3", "--max", "2", name, check=False))
-    kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--network", "none", "--wait", name,
+    kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--nic", "none", "--wait", name,
              timeout=120)
     assert_failed(kumo.osc("server", "start", name, check=False), "409")  # already running
     project, user = unique("e2e-other"), unique("e2e-otheruser")
@@ -149,6 +153,6 @@ def test_bad_input(kumo: KumoProcess, image: str, tmp_path: Path) -> None:
     assert kumo.osc("server", "list", cloud="other", config=other) == []
     assert_failed(kumo.osc("server", "delete", server_id, check=False, cloud="other", config=other))
     kumo.osc("quota", "set", "--instances", "0", project, json=False)
-    assert_failed(kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--network", "none",
+    assert_failed(kumo.osc("server", "create", "--image", image, "--flavor", "m1.tiny", "--nic", "none",
                            unique("e2e-overquota"), check=False, cloud="other", config=other), "Quota exceeded")
     kumo.osc("server", "delete", "--wait", name, json=False, timeout=120)

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kumo.compute.servers import (
-    check_flavor_image,
-    generate_password,
-    image_request,
-    image_system_metadata,
-    reservation_id,
-    sanitize_hostname,
-)
+from kumo.compute.images import check_flavor_image, image_request, image_system_metadata
+from kumo.compute.servers import generate_password, reservation_id, sanitize_hostname
 from kumo.core import errors
 
 IMAGE = {"id": "i1", "name": "cirros", "status": "active", "disk_format": "qcow2", "container_format": "bare",

@@ -28,9 +28,11 @@ async def test_heartbeat_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     try:
         assert node.db is not None
         statuses = await service_statuses(node.db, settings.node.service_down_time)
-        assert [(s.host, s.binary, s.up) for s in statuses] == [("test-host", "kumo-api", True)]
+        assert sorted((s.host, s.binary, s.up) for s in statuses) == [
+            ("test-host", "kumo-api", True), ("test-host", "nova-compute", True),
+            ("test-host", "nova-conductor", True), ("test-host", "nova-scheduler", True)]
         down = await service_statuses(node.db, down_time=0)
-        assert not down[0].up
+        assert not any(s.up for s in down)
     finally:
         await node.stop()
     monkeypatch.setenv("KUMO_STATE_DIR", str(tmp_path))
@@ -38,6 +40,7 @@ async def test_heartbeat_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     code = await asyncio.to_thread(main, ["status"])
     out = capsys.readouterr().out
     assert "kumo-api" in out and "test-host" in out and "API http://127.0.0.1:1: down" in out
+    assert "nova-compute" in out and "compute hosts: 1 up of 1" in out
     assert code == 0  # heartbeat is fresh: the service is up
 
 

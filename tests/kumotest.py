@@ -159,7 +159,54 @@ async def start_cloud(settings: Settings, roles: tuple[str, ...] = ("controller"
             await node.stop()
 
 
-async def create_mariadb_database() -> str:
+_MARIADB_SCHEMA: list[str] | None = None
+
+
+def _mariadb_schema() -> list[str]:
+    """The migrated schema as DDL, made once per test process in a scratch database (then dropped).
+
+    Every MariaDB test database is built from these statements instead of
+    running the migrations again (0.2 s instead of 0.8 s a test); Node.start
+    still runs the migrations and finds nothing to do, so that path stays covered.
+    ``SHOW CREATE TABLE`` keeps foreign keys and their ON DELETE rules, which
+    ``CREATE TABLE ... LIKE`` would drop.
+    """
+    global _MARIADB_SCHEMA
+    if _MARIADB_SCHEMA is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from kumo.core.db import upgrade_sync
+
+        async def dump(name: str) -> list[str]:
+            from sqlalchemy import text
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            engine = create_async_engine(f"{MARIADB_SERVER}/{name}")
+            try:
+                async with engine.connect() as conn:
+                    tables = [r[0] for r in await conn.execute(text("SHOW TABLES"))]
+                    ddl = [(await conn.execute(text(f"SHOW CREATE TABLE `{t}`"))).one()[1] for t in tables]
+                    versions = [r[0] for r in await conn.execute(text("SELECT version_num FROM alembic_version"))]
+            finally:
+                await engine.dispose()
+            return ddl + [f"INSERT INTO alembic_version (version_num) VALUES ('{v}')" for v in versions]
+
+        def build() -> list[str]:
+            import asyncio
+
+            name = asyncio.run(_create_empty_database())
+            try:
+                upgrade_sync(f"{MARIADB_SERVER}/{name}")
+                return asyncio.run(dump(name))
+            finally:
+                asyncio.run(drop_mariadb_database(name))
+
+        with ThreadPoolExecutor(1) as pool:  # Alembic and this dump run their own event loops
+            _MARIADB_SCHEMA = pool.submit(build).result()
+    return _MARIADB_SCHEMA
+
+
+async def _create_empty_database() -> str:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -168,6 +215,24 @@ async def create_mariadb_database() -> str:
     async with engine.begin() as conn:
         await conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
     await engine.dispose()
+    return name
+
+
+async def create_mariadb_database() -> str:
+    """A fresh database with the migrated schema (built from the process' schema dump)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    schema = _mariadb_schema()
+    name = await _create_empty_database()
+    engine = create_async_engine(f"{MARIADB_SERVER}/{name}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
+            for statement in schema:
+                await conn.execute(text(statement.replace(":", "\\:")))
+    finally:
+        await engine.dispose()
     return name
 
 

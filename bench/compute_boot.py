@@ -83,8 +83,9 @@ class Client:
         r.raise_for_status()
         self.headers = {"X-Auth-Token": r.headers["X-Subject-Token"], "OpenStack-API-Version": "compute 2.90"}
 
-    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        r = await self.http.request(method, path, headers=self.headers, **kwargs)
+    async def call(self, method: str, path: str, *, version: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = self.headers | ({"OpenStack-API-Version": f"compute {version}"} if version else {})
+        r = await self.http.request(method, path, headers=headers, **kwargs)
         if r.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
         return r
@@ -119,11 +120,8 @@ async def wait_hosts(client: Client, hosts: int, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
-            r = await client.call("GET", f"{COMPUTE}/os-hypervisors", params={"limit": "1"},
-                                  headers={**client.headers, "OpenStack-API-Version": "compute 2.87"})
-            stats = await client.call("GET", f"{COMPUTE}/os-hypervisors/statistics",
-                                      headers={**client.headers, "OpenStack-API-Version": "compute 2.87"})
-            if stats.json()["hypervisor_statistics"]["count"] >= hosts and r.status_code == 200:
+            stats = await client.call("GET", f"{COMPUTE}/os-hypervisors/statistics", version="2.87")
+            if stats.json()["hypervisor_statistics"]["count"] >= hosts:
                 return time.monotonic() - started
         except RuntimeError:
             pass
@@ -149,13 +147,19 @@ async def run_pool(count: int, concurrency: int, job: Any) -> list[float]:
     return latencies
 
 
-async def wait_count(client: Client, status: str | None, want: int, timeout: float) -> float:
+async def wait_none_left(client: Client, params: dict[str, str], timeout: float) -> float:
+    """Poll cheaply (one row at most) until no server matches ``params``; the time it happened.
+
+    The poll must not load the server it measures: listing hundreds of servers
+    every 100 ms would take a good part of the CPU the boots need.
+    """
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if await client.count(status) == want:
+        r = await client.call("GET", f"{COMPUTE}/servers", params={**params, "limit": "1"})
+        if not r.json()["servers"]:
             return time.monotonic()
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"{status or 'servers'} never reached {want} (now {await client.count(status)})")
+    raise RuntimeError(f"servers matching {params} still there after {timeout:.0f}s")
 
 
 async def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
@@ -175,7 +179,7 @@ async def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     create_lat = await run_pool(args.servers, args.concurrency, boot)
     posted = time.monotonic()
-    active_at = await wait_count(client, "ACTIVE", args.servers, timeout=600)
+    active_at = await wait_none_left(client, {"status": "BUILD"}, timeout=600)
     boot_cpu = meter.stop()
     errors = await client.count("ERROR")
 
@@ -188,7 +192,7 @@ async def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     t1 = time.monotonic()
     delete_lat = await run_pool(args.servers, args.concurrency,
                                 lambda i: client.call("DELETE", f"{COMPUTE}/servers/{ids[i]}"))
-    gone_at = await wait_count(client, None, 0, timeout=600)
+    gone_at = await wait_none_left(client, {}, timeout=600)
     delete_cpu = meter.stop()
     await client.http.aclose()
     boot_s, delete_s = active_at - t0, gone_at - t1

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, Text, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.compute.context import RequestContext
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, InstanceFault
 from kumo.core import errors
-from kumo.core.db import utcnow
+from kumo.core.db import UTCDateTime, utcnow
 from kumo.core.models import ServiceRecord
 
 _ANY: Any = object()
@@ -82,43 +82,57 @@ def start_action(s: AsyncSession, ctx: RequestContext, uuids: Iterable[str], act
                              project_id=ctx.project_id, start_time=now, updated_at=now))
 
 
-async def _action_id(s: AsyncSession, uuid: str, request_id: str) -> int | None:
-    return await s.scalar(select(InstanceAction.id).where(InstanceAction.instance_uuid == uuid,
-                                                          InstanceAction.request_id == request_id)
-                          .order_by(InstanceAction.id.desc()).limit(1))
+def _action_of(ctx: RequestContext, uuid: str) -> Any:
+    """The id of the request's action on the instance, as a scalar subquery (no round trip of its own)."""
+    return (select(InstanceAction.id).where(InstanceAction.instance_uuid == uuid,
+                                            InstanceAction.request_id == ctx.request_id)
+            .order_by(InstanceAction.id.desc()).limit(1).scalar_subquery())
+
+
+async def _touch_action(s: AsyncSession, ctx: RequestContext, uuid: str, **values: Any) -> None:
+    await s.execute(update(InstanceAction).where(InstanceAction.instance_uuid == uuid,
+                                                 InstanceAction.request_id == ctx.request_id)
+                    .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False))
 
 
 async def start_event(s: AsyncSession, ctx: RequestContext, uuid: str, event: str, host: str | None = None) -> None:
-    """A step of the request's action began (``compute_stop_instance`` ...). No action, no event."""
-    action_id = await _action_id(s, uuid, ctx.request_id)
-    if action_id is None:
-        return
+    """A step of the request's action began (``compute_stop_instance`` ...). No action, no event.
+
+    Two statements and no reads: events are written on every step of every
+    request, so they stay off the round-trip budget of a boot.
+    """
     now = utcnow()
-    s.add(InstanceActionEvent(action_id=action_id, event=event, start_time=now, host=host))
-    await s.execute(update(InstanceAction).where(InstanceAction.id == action_id).values(updated_at=now))
+    source = select(_action_of(ctx, uuid), literal(event), literal(now, UTCDateTime()), literal(host, String()))
+    inserted = await s.execute(insert(InstanceActionEvent).from_select(
+        ["action_id", "event", "start_time", "host"], source.where(_action_of(ctx, uuid).is_not(None))))
+    if inserted.rowcount:  # type: ignore[attr-defined]
+        await _touch_action(s, ctx, uuid)
 
 
 async def finish_event(s: AsyncSession, ctx: RequestContext, uuid: str, event: str, *, error: str | None = None,
                        host: str | None = None) -> None:
-    """The step ended: ``Success``, or ``Error`` with the reason (and the action's message becomes ``Error``)."""
-    action_id = await _action_id(s, uuid, ctx.request_id)
-    if action_id is None:
-        return
+    """The step ended: ``Success``, or ``Error`` with the reason (and the action's message becomes ``Error``).
+
+    An event that was never started (the step failed before it could say so)
+    is recorded whole.
+    """
     now = utcnow()
-    row = await s.scalar(select(InstanceActionEvent).where(InstanceActionEvent.action_id == action_id,
-                                                           InstanceActionEvent.event == event,
-                                                           InstanceActionEvent.finish_time.is_(None))
-                         .order_by(InstanceActionEvent.id.desc()).limit(1))
-    if row is None:
-        row = InstanceActionEvent(action_id=action_id, event=event, start_time=now, host=host)
-        s.add(row)
-    row.finish_time = now
-    row.result = "Error" if error else "Success"
-    row.details = error
-    values: dict[str, Any] = {"updated_at": now}
-    if error:
-        values["message"] = "Error"
-    await s.execute(update(InstanceAction).where(InstanceAction.id == action_id).values(**values))
+    result = "Error" if error else "Success"
+    done = await s.execute(update(InstanceActionEvent)
+                           .where(InstanceActionEvent.action_id == _action_of(ctx, uuid),
+                                  InstanceActionEvent.event == event, InstanceActionEvent.finish_time.is_(None))
+                           .values(finish_time=now, result=result, details=error)
+                           .execution_options(synchronize_session=False))
+    if not done.rowcount:  # type: ignore[attr-defined]
+        source = select(_action_of(ctx, uuid), literal(event), literal(now, UTCDateTime()),
+                        literal(now, UTCDateTime()), literal(result, String()), literal(error, Text()),
+                        literal(host, String()))
+        inserted = await s.execute(insert(InstanceActionEvent).from_select(
+            ["action_id", "event", "start_time", "finish_time", "result", "details", "host"],
+            source.where(_action_of(ctx, uuid).is_not(None))))
+        if not inserted.rowcount:  # type: ignore[attr-defined]
+            return  # no action: nothing to record
+    await _touch_action(s, ctx, uuid, **({"message": "Error"} if error else {}))
 
 
 async def get_instance(s: AsyncSession, ctx: RequestContext, uuid: str, *, for_update: bool = False) -> Instance:

@@ -8,7 +8,7 @@ counted from the resources themselves when a request needs it (Nova's
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.compute.models import Instance, Quota
@@ -56,18 +56,15 @@ async def limits_for(s: AsyncSession, project_id: str | None) -> dict[str, int]:
 async def instance_usage(s: AsyncSession, project_id: str) -> dict[str, int]:
     """``instances``, ``cores`` and ``ram`` in use by the project's live instances (Nova counts them so).
 
-    The flavor is a JSON snapshot on each instance, so the sums are taken in
-    Python over two small columns; an index on (project_id, deleted_at) keeps
-    the read to the project's rows.
+    The flavor is a JSON snapshot on each instance; the sums are taken by the
+    database (``json_extract`` / ``JSON_EXTRACT`` / ``->>``, which SQLAlchemy
+    picks per engine), so a create does not decode every instance's flavor.
     """
-    rows = await s.execute(select(Instance.flavor).where(Instance.project_id == project_id,
-                                                         Instance.deleted_at.is_(None)))
-    usage = {"instances": 0, "cores": 0, "ram": 0}
-    for (flavor,) in rows:
-        usage["instances"] += 1
-        usage["cores"] += int(flavor.get("vcpus", 0))
-        usage["ram"] += int(flavor.get("memory_mb", 0))
-    return usage
+    count, cores, ram = (await s.execute(select(
+        func.count(), func.coalesce(func.sum(Instance.flavor["vcpus"].as_integer()), 0),
+        func.coalesce(func.sum(Instance.flavor["memory_mb"].as_integer()), 0))
+        .where(Instance.project_id == project_id, Instance.deleted_at.is_(None)))).one()
+    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
 
 
 async def check_instances(s: AsyncSession, project_id: str, count: int, vcpus: int, memory_mb: int,

@@ -23,12 +23,12 @@ import uuid as uuidlib
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.compute.models import ComputeNode, Instance
 from kumo.compute.virt.base import HostResources
-from kumo.core.db import utcnow
+from kumo.core.db import UTCDateTime, utcnow
 
 
 def flavor_usage(flavor: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -38,19 +38,33 @@ def flavor_usage(flavor: Mapping[str, Any]) -> tuple[int, int, int]:
     return int(flavor.get("vcpus", 0)), int(flavor.get("memory_mb", 0)), disk
 
 
+def _claim_statement() -> Any:
+    """The claim UPDATE, built once (building SQLAlchemy expressions costs more than running this one)."""
+    n = ComputeNode
+    ram, vcpus, disk = bindparam("need_ram", type_=Integer), bindparam("need_vcpus", type_=Integer), \
+        bindparam("need_disk", type_=Integer)
+    return (update(n)
+            .where(n.host == bindparam("claim_host"), n.deleted_at.is_(None),
+                   n.memory_mb_used + ram <= n.memory_mb * n.ram_allocation_ratio - bindparam("reserved_ram", type_=Integer),
+                   n.vcpus_used + vcpus <= n.vcpus * n.cpu_allocation_ratio,
+                   n.local_gb_used + disk <= n.local_gb * n.disk_allocation_ratio)
+            .values(vcpus_used=n.vcpus_used + vcpus, memory_mb_used=n.memory_mb_used + ram,
+                    local_gb_used=n.local_gb_used + disk,
+                    running_vms=n.running_vms + bindparam("new_instances", type_=Integer),
+                    updated_at=bindparam("claimed_at", type_=UTCDateTime()))
+            .execution_options(synchronize_session=False))
+
+
+_CLAIM = _claim_statement()
+
+
 async def claim(s: AsyncSession, host: str, vcpus: int, memory_mb: int, disk_gb: int,
                 reserved_host_memory_mb: int, *, instances: int = 1) -> bool:
     """Take room on ``host`` if it is still there; False when another claim got it first (or no node)."""
-    n = ComputeNode
-    stmt = (update(n)
-            .where(n.host == host, n.deleted_at.is_(None),
-                   n.memory_mb_used + memory_mb <= n.memory_mb * n.ram_allocation_ratio - reserved_host_memory_mb,
-                   n.vcpus_used + vcpus <= n.vcpus * n.cpu_allocation_ratio,
-                   n.local_gb_used + disk_gb <= n.local_gb * n.disk_allocation_ratio)
-            .values(vcpus_used=n.vcpus_used + vcpus, memory_mb_used=n.memory_mb_used + memory_mb,
-                    local_gb_used=n.local_gb_used + disk_gb, running_vms=n.running_vms + instances, updated_at=utcnow())
-            .execution_options(synchronize_session=False))
-    return bool((await s.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    result = await s.execute(_CLAIM, {"claim_host": host, "need_ram": memory_mb, "need_vcpus": vcpus,
+                                      "need_disk": disk_gb, "reserved_ram": reserved_host_memory_mb,
+                                      "new_instances": instances, "claimed_at": utcnow()})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def adjust(s: AsyncSession, host: str, vcpus: int, memory_mb: int, disk_gb: int, instances: int = 0) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+from kumo.core.sqlite_inline import BUSY_TIMEOUT, inline_creator
 
 T = TypeVar("T")
 
@@ -94,13 +97,18 @@ class Database:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                kwargs["async_creator"] = inline_creator(path)
+            else:
+                kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=3600)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_turn = asyncio.Lock() if url.startswith("sqlite") else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -108,10 +116,27 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session:
-            async with session.begin():
+        """A session in a transaction: committed on success, rolled back on error.
+
+        On SQLite, transactions of this process take turns (an asyncio lock):
+        SQLite has one writer at a time, and a second connection that wants
+        to write waits in SQLite's busy handler, which sleeps 1 to 100 ms
+        between tries, so under concurrent writes most time went to sleeping.
+        Queueing in the event loop hands the database over at once. A session
+        opened inside another (same task or its children) does not queue
+        again, so nesting cannot deadlock. Server databases need none of this.
+        """
+        if self._sqlite_turn is None or _IN_SQLITE_TURN.get():
+            async with self.sessionmaker() as session, session.begin():
                 yield session
+            return
+        async with self._sqlite_turn:
+            marker = _IN_SQLITE_TURN.set(True)
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    yield session
+            finally:
+                _IN_SQLITE_TURN.reset(marker)
 
     async def upgrade(self) -> None:
         """Run every service's Alembic migrations up to head."""
@@ -120,6 +145,8 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+
+_IN_SQLITE_TURN: contextvars.ContextVar[bool] = contextvars.ContextVar("kumo_in_sqlite_turn", default=False)
 
 #: MySQL/MariaDB "Deadlock found" and "Lock wait timeout exceeded"; PostgreSQL's deadlock_detected.
 _DEADLOCK_CODES = {1213, 1205}
@@ -156,7 +183,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     cur.close()
 
 

@@ -9,13 +9,16 @@ first, the transaction is rolled back, the cache's claims released, the
 hosts re-read and the decision made again (Placement's generation retry).
 
 Host states are re-read from ``compute_nodes`` and the ``nova-compute``
-service rows at most every ``refresh_interval`` seconds (and at once when
-nothing fits, in case a host just registered), so a decision at 1,000 hosts
-costs the filters and weighers, not a 1,000-row read.
+service rows at most every ``refresh_interval`` (5) seconds, at once when
+nothing fits (a host may just have registered) and after a lost claim race;
+between reads this process' own claims keep the cache current, and the
+database's conditional UPDATE is what guarantees no overcommit. So a decision
+at 1,000 hosts costs the filters and weighers, not a 1,000-row read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -47,13 +50,15 @@ class _ClaimConflict(Exception):
 
 class SchedulerManager:
     def __init__(self, db: Database, options: ComputeOptions, *, service_down_time: float,
-                 refresh_interval: float = 1.0) -> None:
+                 refresh_interval: float = 5.0) -> None:
         self.db = db
         self.options = options
         self.service_down_time = service_down_time
         self.refresh_interval = refresh_interval
         self.cache = HostStateCache()
         self._loaded_at = 0.0
+        self._loaded_started = 0.0
+        self._refreshing = asyncio.Lock()
 
     # -- RPC
 
@@ -143,7 +148,14 @@ class SchedulerManager:
     # -- host states
 
     async def _refresh(self, *, force: bool) -> None:
-        if force or time.monotonic() - self._loaded_at >= self.refresh_interval:
+        """Re-read host states if stale (or forced); concurrent callers share one read, not one each."""
+        asked_at = time.monotonic()
+        if not force and asked_at - self._loaded_at < self.refresh_interval:
+            return
+        async with self._refreshing:
+            if self._loaded_started > asked_at if force else time.monotonic() - self._loaded_at < self.refresh_interval:
+                return  # somebody read the hosts while we waited
+            self._loaded_started = time.monotonic()
             await self.cache.refresh(self._load_hosts)
             self._loaded_at = time.monotonic()
 

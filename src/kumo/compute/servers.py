@@ -168,6 +168,7 @@ class ServerService:
             if group is not None:
                 s.add_all(ServerGroupMember(group_uuid=group, instance_uuid=u) for u in uuids)
             instances.start_action(s, ctx, uuids, instances.CREATE)
+        await self._recheck_quota(ctx, uuids, flavor)
         request = {
             "flavor": {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb, "root_gb": flavor.root_gb,
                        "ephemeral_gb": flavor.ephemeral_gb, "swap": flavor.swap,
@@ -183,6 +184,30 @@ class ServerService:
         }
         await self.deps.conductor.build_instances(ctx, uuids, request)
         return CreatedServers(uuids, resv)
+
+    async def _recheck_quota(self, ctx: RequestContext, uuids: list[str], flavor: FlavorRecord) -> None:
+        """Nova's quota recheck: count again after the commit, and take the servers back if a race overran.
+
+        Two creates that counted at the same time (on a server database; on
+        SQLite transactions take turns) could both have fit; whichever sees
+        the limit exceeded after committing removes its own servers again and
+        answers 403, so the project never keeps more than its quota.
+        """
+        async with self.deps.db.session() as s:
+            limits = await quotas.limits_for(s, ctx.project_id)
+            usage = await quotas.instance_usage(s, str(ctx.project_id))
+            over = [r for r in ("instances", "cores", "ram") if limits[r] >= 0 and usage[r] > limits[r]]
+            if not over:
+                return
+            rows = list(await s.scalars(select(Instance).where(Instance.uuid.in_(uuids))))
+            for row in rows:
+                await local_delete(s, row)
+        wanted = {"instances": len(uuids), "cores": flavor.vcpus * len(uuids), "ram": flavor.memory_mb * len(uuids)}
+        names = ", ".join(over)
+        raise errors.OverQuota(
+            f"Quota exceeded for {names}: Requested {', '.join(str(wanted[r]) for r in over)}, but already used "
+            f"{', '.join(str(usage[r] - wanted[r]) for r in over)} of {', '.join(str(limits[r]) for r in over)} "
+            f"{names}")
 
     @staticmethod
     def _new_instance(ctx: RequestContext, spec: ServerSpec, flavor: FlavorRecord, sysmeta: dict[str, Any],

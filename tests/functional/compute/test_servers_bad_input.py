@@ -114,3 +114,37 @@ async def test_over_quota(env: ComputeEnv, casts: Casts) -> None:
         "server": {"name": "vm", "imageRef": image, "flavorRef": "1", "max_count": 50,
                    "return_reservation_id": "true"}})
     assert await count_instances(env) == 10
+
+
+
+async def test_quota_recheck_takes_back_servers_of_a_lost_race(env) -> None:  # type: ignore[no-untyped-def]
+    """Two creates counted before either committed: the loser's recheck removes its server and answers 403."""
+    import datetime as dt
+
+    import pytest
+    from sqlalchemy import select
+
+    from kumo.compute.context import RequestContext
+    from kumo.compute.flavors import FlavorRecord
+    from kumo.compute.models import Instance, Quota
+    from kumo.compute.servers import ServerService
+    from kumo.core import errors
+
+    admin = await env.admin()
+    deps = env.cloud.node.compute_deps
+    winner, loser = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
+    async with deps.db.session() as s:
+        s.add(Quota(project_id=admin.project_id, resource="instances", hard_limit=1))
+        for uuid in (winner, loser):  # both committed: the state right after the race
+            s.add(Instance(uuid=uuid, project_id=admin.project_id, user_id=admin.user_id, vm_state="building",
+                           task_state="scheduling", power_state=0, flavor={"vcpus": 1, "memory_mb": 64},
+                           reservation_id="r-1"))
+    flavor = FlavorRecord(flavorid="x", name="x", memory_mb=64, vcpus=1, root_gb=0, ephemeral_gb=0, swap=0,
+                          rxtx_factor=1.0, is_public=True, disabled=False, description=None, vcpu_weight=None,
+                          created_at=dt.datetime.now(dt.UTC), updated_at=None, extra_specs={})
+    ctx = RequestContext(user_id=admin.user_id, project_id=admin.project_id, roles=("admin",), request_id="req-x")
+    with pytest.raises(errors.OverQuota, match="Quota exceeded for instances: Requested 1, but already used 1 of 1"):
+        await ServerService(deps)._recheck_quota(ctx, [loser], flavor)
+    async with deps.db.session() as s:
+        rows = {r.uuid: r for r in await s.scalars(select(Instance))}
+    assert rows[loser].deleted_at is not None and rows[winner].deleted_at is None

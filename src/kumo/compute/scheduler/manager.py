@@ -153,7 +153,11 @@ class SchedulerManager:
         if not force and asked_at - self._loaded_at < self.refresh_interval:
             return
         async with self._refreshing:
-            if self._loaded_started > asked_at if force else time.monotonic() - self._loaded_at < self.refresh_interval:
+            if force:
+                fresh_enough = self._loaded_started > asked_at  # a read began after we asked
+            else:
+                fresh_enough = time.monotonic() - self._loaded_at < self.refresh_interval
+            if fresh_enough:
                 return  # somebody read the hosts while we waited
             self._loaded_started = time.monotonic()
             await self.cache.refresh(self._load_hosts)

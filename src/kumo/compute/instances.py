@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, Text, insert, literal, select, update
+from sqlalchemy import String, Text, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kumo.compute import resources
 from kumo.compute.context import RequestContext
-from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, InstanceFault
+from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, InstanceFault, ServerGroupMember
+from kumo.compute.states import PowerState, VmState
 from kumo.core import errors
 from kumo.core.db import UTCDateTime, utcnow
 from kumo.core.models import ServiceRecord
@@ -133,6 +135,23 @@ async def finish_event(s: AsyncSession, ctx: RequestContext, uuid: str, event: s
         if not inserted.rowcount:  # type: ignore[attr-defined]
             return  # no action: nothing to record
     await _touch_action(s, ctx, uuid, **({"message": "Error"} if error else {}))
+
+
+async def retire(s: AsyncSession, row: Instance) -> bool:
+    """Delete an instance for good: the row soft-deleted, its claim on the host freed, its group left.
+
+    The one way an instance ends, whether its agent destroyed the guest or the
+    API deleted it locally (no host, or the host's agent is down). Guarded, so
+    a second caller finds nothing to do and frees nothing twice; True when this
+    call did it.
+    """
+    now = utcnow()
+    done = await save_instance(s, row.uuid, vm_state=VmState.DELETED, task_state=None,
+                               power_state=int(PowerState.NOSTATE), deleted_at=now, terminated_at=now)
+    if done:
+        await resources.release_instance(s, row)
+        await s.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == row.uuid))
+    return done
 
 
 async def get_instance(s: AsyncSession, ctx: RequestContext, uuid: str, *, for_update: bool = False) -> Instance:

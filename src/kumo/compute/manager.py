@@ -28,13 +28,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import delete
 
 from kumo.compute import resources
 from kumo.compute.context import RequestContext
-from kumo.compute.instances import add_fault, finish_event, save_instance, start_event
+from kumo.compute.instances import add_fault, finish_event, retire, save_instance, start_event
 from kumo.compute.manager_moves import MoveOperations
-from kumo.compute.models import Instance, ServerGroupMember
+from kumo.compute.models import Instance
 from kumo.compute.rpcapi import ConductorAPI
 from kumo.compute.states import (
     HARD_REBOOT_STATES,
@@ -171,16 +170,10 @@ class ComputeManager(MoveOperations):
             await self.mark_deleted(instance_uuid, context)
 
     async def mark_deleted(self, instance_uuid: str, context: RequestContext | None = None) -> bool:
-        """The guest is gone: delete the row (soft), release its claim, leave its server group."""
-        now = utcnow()
+        """The guest is gone: retire the instance (row, claim, server group) and close the event."""
         async with self.db.session() as s:
             row = await s.get(Instance, instance_uuid)
-            done = await save_instance(s, instance_uuid, vm_state=VmState.DELETED, task_state=None,
-                                       power_state=int(PowerState.NOSTATE), deleted_at=now, terminated_at=now)
-            if done and row is not None and row.host == self.host:
-                await resources.release_instance(s, row)
-            if done:
-                await s.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == instance_uuid))
+            done = row is not None and await retire(s, row)
             if context is not None:
                 await finish_event(s, context, instance_uuid, "compute_terminate_instance", host=self.host)
         return done

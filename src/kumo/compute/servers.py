@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kumo.compute import instances, quotas, resources
+from kumo.compute import instances, quotas
 from kumo.compute.context import RequestContext
 from kumo.compute.deps import ComputeDeps
 from kumo.compute.images import check_flavor_image, image_request, image_system_metadata
@@ -408,14 +408,7 @@ async def local_delete(s: AsyncSession, row: Instance) -> None:
     If the agent comes back with the guest still there, its reconciliation
     destroys it (the instance is deleted), as Nova's ``running_deleted_instance_action``.
     """
-    await resources.release_instance(s, row)
-    now = utcnow()
-    row.vm_state = VmState.DELETED
-    row.task_state = None
-    row.deleted_at = now
-    row.terminated_at = now
-    row.updated_at = now
-    await s.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == row.uuid))
+    await instances.retire(s, row)
 
 
 def sanitize_hostname(name: str) -> str:

@@ -106,9 +106,11 @@ def write_clouds_yaml(path: Path, clouds: dict[str, dict[str, Any]]) -> Path:
 class KumoProcess:
     state_dir: Path
     port: int = field(default_factory=free_port)
+    metadata_port: int = field(default_factory=free_port)
+    console_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     killed: bool = False
-    # Extra KUMO_* settings; the tiny image build is off unless a test asks for it.
+    # Extra KUMO_* settings; the tiny image build and real guests are off unless a test asks for them.
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -148,10 +150,13 @@ class KumoProcess:
             "KUMO_STATE_DIR": str(self.state_dir),
             "KUMO_API__HOST": "127.0.0.1",
             "KUMO_API__PORT": str(self.port),
+            "KUMO_METADATA__PORT": str(self.metadata_port),
+            "KUMO_CONSOLE__PROXY_PORT": str(self.console_port),
             "KUMO_IDENTITY__PASSWORD_HASH_TIME_COST": "1",
             "KUMO_IDENTITY__PASSWORD_HASH_MEMORY_KIB": "1024",
             "KUMO_NODE__HOST": "e2e-host",
             "KUMO_IMAGE__BOOTSTRAP_TINY": "false",
+            "KUMO_COMPUTE__DRIVER": "fake",  # real guests only where a test asks (extra_env)
             "PYTHONUNBUFFERED": "1",
         } | self.extra_env
         # Output goes to a file, not a pipe nobody drains, so the server can never block on it.

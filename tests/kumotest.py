@@ -50,6 +50,7 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
     settings.identity.admin_password = "secret-admin-pw"
     settings.node.host = "test-host"
     settings.image.bootstrap_tiny = False  # built and booted by tests/integration; slow to repeat per test
+    settings.compute.driver = "fake"  # control-plane tests; real guests are tests/integration's
     for dotted, value in overrides.items():
         target: Any = settings
         *parents, leaf = dotted.split("__")

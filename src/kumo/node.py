@@ -20,20 +20,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from kumo.clouds import admin_password, write_client_files
 from kumo.compute.api import create_app as compute_app
+from kumo.compute.consoles import ConsoleProxy
+from kumo.compute.metadata.api import MetadataAPI, load_vendor_data, shared_secret
 from kumo.compute.deps import ComputeDeps
 from kumo.compute.flavors import FlavorService
 from kumo.compute.keypairs import KeypairService
 from kumo.compute.conductor.manager import CONDUCTOR_METHODS, ConductorManager
-from kumo.compute.fleet import ComputeFleet
+from kumo.compute.fleet import ComputeFleet, image_cache_path
+from kumo.compute.image_cache import ImageCache
 from kumo.compute.instances import CONDUCTOR_BINARY, SCHEDULER_BINARY
 from kumo.compute.rpcapi import CONDUCTOR_TOPIC, SCHEDULER_TOPIC, ComputeAgentAPI, ConductorAPI, SchedulerAPI
 from kumo.compute.scheduler.manager import SchedulerManager
@@ -45,7 +50,7 @@ from kumo.core.config import ROLES, Settings
 from kumo.core.db import Database
 from kumo.core.heartbeat import Heartbeat
 from kumo.core.policy import DEFAULT_POLICY_PATH, Enforcer
-from kumo.core.web import json_response, root_app
+from kumo.core.web import PortDispatcher, json_response, root_app
 from kumo.identity.api import create_app as identity_app
 from kumo.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap_identity
 from kumo.identity.service import IdentityService
@@ -80,12 +85,16 @@ class Node:
     keypairs: KeypairService | None = None
     compute_deps: ComputeDeps | None = None
     image_client: ImageClient | None = None
+    _cache_client: ImageClient | None = None
     bootstrap: BootstrapResult | None = None
     heartbeats: list[Heartbeat] = field(default_factory=list)
     fleet: ComputeFleet | None = None
     workers: list[Consumer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     server: uvicorn.Server | None = None
+    metadata_api: MetadataAPI | None = None
+    console_proxy: ConsoleProxy | None = None
+    bound: dict[str, int] = field(default_factory=dict)  # listener name -> port, once serving
     _app: object | None = None
 
     def __post_init__(self) -> None:
@@ -125,16 +134,35 @@ class Node:
                 await self.run_bootstrap()
             await self._beat("kumo-api", "controller")
             await self._start_compute_workers()
+            self.metadata_api = MetadataAPI(
+                self.db, shared_secret(self.settings.metadata.shared_secret, self.settings.state_dir),
+                default_zone=self.settings.compute.default_availability_zone,
+                vendor_data=load_vendor_data(self.settings.metadata.vendor_data_file))
         if "compute" in self.roles:
             images = self.image_client or ImageClient(self.settings.compute_image_url(),
                                                       timeout=self.settings.bus.call_timeout)
             if self.image_client is None:
                 self.image_client = images
-            self.fleet = ComputeFleet(self.settings, self.db, self.bus, images=images)
+            self.fleet = ComputeFleet(self.settings, self.db, self.bus, images=images,
+                                      image_cache=self._image_cache())
             await self.fleet.start()
+            self.console_proxy = ConsoleProxy(self.db, {a.host for a in self.fleet.agents},
+                                              self.settings.console.novnc_web)
         for role in self.roles:
             if role in PENDING_ROLES:
                 log.info("role %s: no %s yet in this version of Kumo", role, PENDING_ROLES[role])
+
+    def _image_cache(self) -> ImageCache | None:
+        """The host's image cache, for drivers that boot from image files (not the fake one).
+
+        It downloads over HTTP even in an all-in-one process: the in-process
+        ASGI transport holds a whole response in memory, an image would not fit.
+        """
+        if self.settings.compute.driver == "fake":
+            return None
+        self._cache_client = ImageClient(self.settings.compute_image_url(), timeout=self.settings.bus.call_timeout)
+        return ImageCache(image_cache_path(self.settings), self._cache_client,
+                          max_unused_age=self.settings.compute.image_cache_max_unused)
 
     async def _start_compute_workers(self) -> None:
         """The conductor and scheduler (Nova's ``nova-conductor``, ``nova-scheduler``) and the build-timeout sweep."""
@@ -212,17 +240,44 @@ class Node:
         self._app = root_app(mounts, root=root)
         return self._app
 
+    def listeners(self) -> list[tuple[str, str, int, ASGIApp]]:
+        """(name, address, port, app) of everything this node serves over HTTP.
+
+        controller: the REST APIs and the metadata API; compute: the console
+        proxy of this node's guests.
+        """
+        found: list[tuple[str, str, int, ASGIApp]] = []
+        if "controller" in self.roles:
+            found.append(("api", self.settings.api.host, self.settings.api.port, self.asgi_app()))
+            assert self.metadata_api is not None
+            found.append(("metadata", self.settings.metadata.listen, self.settings.metadata.port,
+                          self.metadata_api.app()))
+        if self.console_proxy is not None:
+            console = self.settings.console
+            found.append(("console proxy", console.proxy_host, console.proxy_port, self.console_proxy.app()))
+        return found
+
     async def serve(self) -> None:
-        """Serve the APIs (controller) or just keep agents running, until stopped."""
-        if "controller" not in self.roles:
+        """Serve every listener of this node in one HTTP server until stopped (or just keep agents running)."""
+        listeners = self.listeners()
+        if not listeners:
             await asyncio.Event().wait()
             return
-        api = self.settings.api
-        config = uvicorn.Config(self.asgi_app(), host=api.host, port=api.port, log_config=None,
-                                access_log=api.access_log, lifespan="off", server_header=False,
-                                timeout_graceful_shutdown=5)
+        sockets, apps = [], {}
+        try:
+            for name, host, port, app in listeners:
+                sock = _listen_socket(name, host, port)
+                sockets.append(sock)
+                apps[sock.getsockname()[1]] = app
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        self.bound = {name: sock.getsockname()[1] for (name, *_), sock in zip(listeners, sockets, strict=True)}
+        config = uvicorn.Config(PortDispatcher(apps), log_config=None, access_log=self.settings.api.access_log,
+                                lifespan="off", server_header=False, timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
-        await self.server.serve()
+        await self.server.serve(sockets=sockets)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -236,8 +291,9 @@ class Node:
             await worker.stop()
         for hb in self.heartbeats:
             await hb.stop()
-        if self.image_client is not None:
-            await self.image_client.close()
+        for client in (self.image_client, self._cache_client):
+            if client is not None:
+                await client.close()
         if self.image_data is not None:
             await self.image_data.stop()
         if self.identity is not None:
@@ -269,3 +325,17 @@ class _LazyASGITransport(httpx.AsyncBaseTransport):
         if self._inner is None:
             self._inner = httpx.ASGITransport(app=self._node.asgi_app())
         return await self._inner.handle_async_request(request)
+
+
+def _listen_socket(name: str, host: str, port: int) -> socket.socket:
+    """A bound TCP socket for one listener; a taken port says which listener and how to move it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"the {name} cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(False)
+    return sock

@@ -21,7 +21,7 @@ from e2e_support import KumoProcess, clean_env
 def kumo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KumoProcess]:
     # Three simulated compute hosts, so anti-affinity and spreading have somewhere to go.
     server = KumoProcess(tmp_path_factory.mktemp("kumo-e2e") / "state",
-                         extra_env={"KUMO_COMPUTE__FAKE_HOSTS": "3"}).start()
+                         extra_env={"KUMO_COMPUTE__DRIVER": "fake", "KUMO_COMPUTE__FAKE_HOSTS": "3"}).start()
     try:
         yield server
     finally:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from kumo.compute import resources
+from kumo.compute.image_cache import ImageCache
 from kumo.compute.instances import COMPUTE_BINARY
 from kumo.compute.manager import ComputeManager
 from kumo.compute.models import ComputeNode
@@ -40,7 +43,7 @@ log = logging.getLogger("kumo.compute.fleet")
 RPC_METHODS = frozenset({
     "build_and_run_instance", "terminate_instance", "stop_instance", "start_instance", "reboot_instance",
     "pause_instance", "unpause_instance", "suspend_instance", "resume_instance", "rebuild_instance",
-    "resize_instance", "confirm_resize", "revert_resize", "snapshot_instance", "get_console_output",
+    "resize_instance", "confirm_resize", "revert_resize", "snapshot_instance", "get_console_output", "get_console",
 })
 
 
@@ -50,7 +53,29 @@ def make_driver(settings: Settings) -> VirtDriver:
     if options.driver == "fake":
         return create_driver("fake", vcpus=options.fake_vcpus, memory_mb=options.fake_memory_mb,
                              local_gb=options.fake_local_gb, spawn_seconds=options.fake_spawn_seconds)
+    if options.driver == "qemu":
+        return create_driver("qemu", instances_path=instances_path(settings), run_dir=run_dir(settings),
+                             accel=options.qemu_accel, qemu_binary=options.qemu_binary,
+                             shutdown_timeout=options.shutdown_timeout, start_timeout=options.qemu_start_timeout,
+                             vnc=options.vnc_enabled)
     return create_driver(options.driver)
+
+
+def instances_path(settings: Settings) -> Path:
+    return Path(settings.compute.instances_path) if settings.compute.instances_path else \
+        settings.state_dir / "instances"
+
+
+def run_dir(settings: Settings) -> Path:
+    """Sockets and pid files: ``/run/kumo`` for root; a per-user directory under /tmp otherwise."""
+    if settings.compute.run_dir:
+        return Path(settings.compute.run_dir)
+    return Path("/run/kumo") if os.geteuid() == 0 else Path(f"/tmp/kumo-run-{os.geteuid()}")
+
+
+def image_cache_path(settings: Settings) -> Path:
+    return Path(settings.compute.image_cache_path) if settings.compute.image_cache_path else \
+        settings.state_dir / "image-cache"
 
 
 def host_names(settings: Settings) -> list[str]:
@@ -65,15 +90,20 @@ class ComputeFleet:
     """The agents of this process, their heartbeat and their periodic audits."""
 
     def __init__(self, settings: Settings, db: Database, bus: Bus, *, images: ImageClient | None,
-                 drivers: dict[str, VirtDriver] | None = None) -> None:
-        """``drivers`` (host -> driver) reuses hypervisors that outlive the agents, as real ones do across restarts."""
+                 drivers: dict[str, VirtDriver] | None = None, image_cache: ImageCache | None = None) -> None:
+        """``drivers`` (host -> driver) reuses hypervisors that outlive the agents, as real ones do across restarts.
+
+        ``image_cache`` holds the images guests boot from; drivers that need image files get it.
+        """
         self.settings = settings
         self.db = db
         self.bus = bus
+        self.image_cache = image_cache
         conductor = ConductorAPI(bus)
         drivers = drivers or {h: make_driver(settings) for h in host_names(settings)}
         self.agents = [ComputeManager(db=db, host=h, driver=d, options=settings.compute, conductor=conductor,
-                                      images=images) for h, d in drivers.items()]
+                                      images=images, image_cache=image_cache, console=settings.console)
+                       for h, d in drivers.items()]
         self._consumers: list[Consumer] = []
         self._heartbeat: Heartbeat | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,6 +127,9 @@ class ComputeFleet:
         options = self.settings.compute
         self._tasks.append(asyncio.create_task(self._every(options.resource_interval, self.report_resources),
                                                name="compute-resource-audit"))
+        if self.image_cache is not None and options.image_cache_interval > 0:
+            self._tasks.append(asyncio.create_task(self._every(options.image_cache_interval, self.evict_images),
+                                                   name="compute-image-cache"))
         if options.sync_power_state_interval > 0:
             self._tasks.append(asyncio.create_task(self._every(options.sync_power_state_interval,
                                                                self.sync_power_states), name="compute-power-sync"))
@@ -150,6 +183,15 @@ class ComputeFleet:
             corrected = await resources.resync_usage(s, hosts)
         if corrected:
             log.info("usage corrected on %d host(s): %s", len(corrected), ", ".join(corrected[:10]))
+
+    async def evict_images(self, agents: list[ComputeManager]) -> list[str]:
+        """Remove cached images that no guest of this process' hosts uses any more."""
+        if self.image_cache is None:
+            return []
+        in_use: set[Path] = set()
+        for agent in agents:
+            in_use |= await agent.driver.image_files_in_use()
+        return await self.image_cache.evict(in_use)
 
     async def sync_power_states(self, agents: list[ComputeManager]) -> None:
         """Nova's ``_sync_power_states`` for every host, from one read of the fleet's idle instances."""

@@ -24,13 +24,16 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 
 from kumo.compute import resources
+from kumo.compute.consoles import CONSOLE_TYPES, issue_token
 from kumo.compute.context import RequestContext
+from kumo.compute.image_cache import ImageCache, ImageUnacceptable
 from kumo.compute.instances import add_fault, finish_event, retire, save_instance, start_event
 from kumo.compute.manager_moves import MoveOperations
 from kumo.compute.models import Instance
@@ -42,9 +45,21 @@ from kumo.compute.states import (
     TaskState,
     VmState,
 )
-from kumo.compute.virt.base import InstanceNotFound, InstanceSpec, VirtDriver, VirtError
+from kumo.compute.metadata.content import InstanceMetadata
+from kumo.compute.virt.base import (
+    BootImage,
+    ConsoleEndpoint,
+    InstanceNotFound,
+    InstanceSpec,
+    InvalidPowerState,
+    PowerState as DriverPowerState,
+    UnsupportedOperation,
+    VirtDriver,
+    VirtError,
+)
+from kumo.core import errors
 from kumo.core.clients import ImageClient
-from kumo.core.config import ComputeOptions
+from kumo.core.config import ComputeOptions, ConsoleOptions
 from kumo.core.db import Database, utcnow
 
 log = logging.getLogger("kumo.compute.agent")
@@ -72,7 +87,7 @@ def instance_spec(row: Instance, flavor: Mapping[str, Any] | None = None,
         swap_mb=int(flavor.get("swap", 0) or 0),
         image_id=str(image.get("id")) if image and image.get("id") else row.image_ref,
         image_properties=props, kernel_id=props.get("kernel_id") or None, ramdisk_id=props.get("ramdisk_id") or None,
-        user_data=user_data, metadata=dict(row.metadata_ or {}), key_data=row.key_data,
+        user_data=user_data, metadata=dict(row.metadata_ or {}), key_data=row.key_data, key_name=row.key_name,
         config_drive=bool(row.config_drive))
 
 
@@ -84,14 +99,19 @@ class ComputeManager(MoveOperations):
     """The agent of ``host``. RPC methods are listed in :data:`RPC_METHODS`; nothing else is callable over the bus."""
 
     def __init__(self, *, db: Database, host: str, driver: VirtDriver, options: ComputeOptions,
-                 conductor: ConductorAPI, images: ImageClient | None = None) -> None:
+                 conductor: ConductorAPI, images: ImageClient | None = None,
+                 image_cache: ImageCache | None = None, console: ConsoleOptions | None = None) -> None:
         self.db = db
+        self.console = console or ConsoleOptions()
         self.host = host
         self.driver = driver
         self.options = options
         self.conductor = conductor
         self.images = images
+        self.image_cache = image_cache
         self._locks: dict[str, asyncio.Lock] = {}
+        self._event_tasks: set[asyncio.Task[None]] = set()
+        driver.set_lifecycle_handler(self.handle_lifecycle_event)
 
     @contextlib.asynccontextmanager
     async def locked(self, uuid: str) -> AsyncIterator[None]:
@@ -121,11 +141,14 @@ class ComputeManager(MoveOperations):
             if not claimed or row is None:
                 log.info("instance %s is no longer waiting to build here; nothing to do", instance_uuid)
                 return
-            spec = instance_spec(row, image=request.get("image"))
             try:
-                await self.driver.spawn(spec, None)
-            except (VirtError, OSError) as exc:
-                await self._reschedule(context, row, request, str(exc))
+                spec, boot = await self.prepare_guest(context, row, request.get("image"))
+                await self.driver.spawn(spec, boot)
+            except ImageUnacceptable as exc:
+                await self._abort_build(context, row, str(exc))
+                return
+            except (VirtError, OSError, errors.KumoError) as exc:
+                await self._reschedule(context, row, request, getattr(exc, "message", None) or str(exc))
                 return
             async with self.db.session() as s:
                 done = await save_instance(s, instance_uuid, expected_task_state=TaskState.SPAWNING,
@@ -137,6 +160,37 @@ class ComputeManager(MoveOperations):
                 # Swept to ERROR (or otherwise given up) while spawning: nothing may run for it.
                 log.warning("instance %s stopped waiting for its spawn; removing the guest", instance_uuid)
                 await self.driver.destroy(instance_uuid)
+
+    async def prepare_guest(self, context: RequestContext, row: Instance, image: Mapping[str, Any] | None
+                            ) -> tuple[InstanceSpec, BootImage | None]:
+        """The spec (with the config drive's files) and the boot image on local disk, fetched into the cache.
+
+        The images are fetched with the caller's token, as Nova's compute
+        manager downloads from Glance with ``context.auth_token``.
+        """
+        spec = instance_spec(row, image=image)
+        if spec.config_drive or self.options.force_config_drive:
+            files = InstanceMetadata.from_instance(row).config_drive_files()
+            spec = dataclasses.replace(spec, config_drive=True, config_drive_files=files)
+        if not self.driver.needs_image_files or self.image_cache is None or not spec.image_id:
+            return spec, None
+        root = await self.image_cache.fetch(context.auth_token, spec.image_id)
+        kernel = ramdisk = None
+        if spec.kernel_id:
+            kernel = (await self.image_cache.fetch(context.auth_token, spec.kernel_id)).path
+        if spec.ramdisk_id:
+            ramdisk = (await self.image_cache.fetch(context.auth_token, spec.ramdisk_id)).path
+        return spec, BootImage(root.path, root.disk_format, kernel, ramdisk)
+
+    async def _abort_build(self, context: RequestContext, row: Instance, reason: str) -> None:
+        """No host can boot this (Nova's BuildAbortException): ERROR with the reason, claim freed, host cleared."""
+        log.warning("build of %s aborted: %s", row.uuid, reason)
+        async with self.db.session() as s:
+            if await save_instance(s, row.uuid, expected_task_state=TaskState.SPAWNING, vm_state=VmState.ERROR,
+                                   task_state=None, host=None, node=None):
+                await resources.release(s, self.host, row.flavor or {})
+                add_fault(s, row.uuid, reason, code=500, host=self.host)
+            await finish_event(s, context, row.uuid, BUILD_EVENT, error=reason, host=self.host)
 
     async def _reschedule(self, context: RequestContext, row: Instance, request: dict[str, Any], reason: str) -> None:
         """Give the claim back, leave the host, and let the conductor try another (Nova's RescheduledException)."""
@@ -255,6 +309,30 @@ class ComputeManager(MoveOperations):
         await self._action(ctx, instance_uuid, "compute_resume_instance", TaskState.RESUMING,
                            lambda: self.driver.resume(instance_uuid), VmState.ACTIVE)
 
+    # -- guests changing on their own (Nova's handle_lifecycle_event)
+
+    def handle_lifecycle_event(self, uuid: str, state: DriverPowerState) -> None:
+        """The driver saw a guest change state by itself: sync that instance now, not at the next periodic sync."""
+        task = asyncio.get_running_loop().create_task(self._sync_one(uuid), name=f"lifecycle-{uuid}")
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _sync_one(self, uuid: str) -> None:
+        from kumo.compute.reconcile import sync_power_state
+
+        try:
+            async with self.locked(uuid):
+                row = await self._row(uuid)
+                if row is None or row.host != self.host or row.task_state is not None:
+                    return  # an action is under way; it records the outcome itself
+                try:
+                    info = await self.driver.get_info(uuid)
+                except InstanceNotFound:
+                    info = None
+                await sync_power_state(self, row, info)
+        except Exception:  # noqa: BLE001 - the periodic sync will try again
+            log.warning("syncing instance %s after a lifecycle event failed", uuid, exc_info=True)
+
     # -- console
 
     async def get_console_output(self, ctx: dict[str, Any], instance_uuid: str, tail_length: int | None = None) -> str:
@@ -264,3 +342,24 @@ class ComputeManager(MoveOperations):
             lines = text.splitlines()
             text = "\n".join(lines[-tail_length:] if tail_length > 0 else [])
         return text
+
+    async def get_console(self, ctx: dict[str, Any], instance_uuid: str, console_type: str) -> dict[str, str]:
+        """A token for the guest's remote console and the URL of this host's proxy that takes it.
+
+        Nova's ``get_vnc_console``/``get_serial_console``: the agent of the
+        guest's host issues the token, so the URL names the proxy that can
+        reach the console.
+        """
+        if console_type not in CONSOLE_TYPES:
+            raise errors.BadRequest(f"Unavailable console type {console_type}.")
+        kind = CONSOLE_TYPES[console_type][1]
+        try:
+            endpoint: ConsoleEndpoint = await self.driver.get_console_endpoint(instance_uuid, kind)
+        except UnsupportedOperation:
+            raise errors.BadRequest(f"Unavailable console type {console_type}.") from None
+        except (InstanceNotFound, InvalidPowerState):
+            raise errors.Conflict(f"Instance {instance_uuid} is not ready") from None
+        base = self.console.vnc_url() if kind == "vnc" else self.console.serial_url()
+        url = await issue_token(self.db, instance_uuid=instance_uuid, host=self.host, console_type=console_type,
+                                socket_path=str(endpoint.path), base_url=base, ttl=self.console.token_ttl)
+        return {"url": url}

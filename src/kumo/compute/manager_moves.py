@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kumo.compute import resources
 from kumo.compute.context import RequestContext
+from kumo.compute.image_cache import ImageUnacceptable
 from kumo.compute.instances import add_fault, finish_event, save_instance, start_event
 from kumo.compute.states import PowerState, TaskState, VmState
 from kumo.compute.virt.base import VirtError
@@ -39,8 +40,6 @@ class MoveOperations:
 
     async def rebuild_instance(self: ComputeManager, ctx: dict[str, Any], instance_uuid: str,
                                image: dict[str, Any]) -> None:
-        from kumo.compute.manager import instance_spec
-
         context = RequestContext.from_dict(ctx)
         event = "compute_rebuild_instance"
         async with self.locked(instance_uuid):
@@ -53,12 +52,14 @@ class MoveOperations:
                 await save_instance(s, instance_uuid, expected_task_state=TaskState.REBUILDING,
                                     task_state=TaskState.REBUILD_SPAWNING)
             try:
+                spec, boot = await self.prepare_guest(context, row, image)
                 await self.driver.destroy(instance_uuid)
-                await self.driver.spawn(instance_spec(row, image=image), None)
+                await self.driver.spawn(spec, boot)
                 if was_stopped:  # Nova keeps a stopped instance stopped across a rebuild
                     await self.driver.power_off(instance_uuid, 0)
-            except (VirtError, OSError) as exc:
-                await self._fail(context, instance_uuid, event, str(exc), vm_state=VmState.ERROR)
+            except (VirtError, OSError, KumoError, ImageUnacceptable) as exc:
+                await self._fail(context, instance_uuid, event, getattr(exc, "message", None) or str(exc),
+                                 vm_state=VmState.ERROR)
                 return
             power = await self._power_state(instance_uuid)
             async with self.db.session() as s:

@@ -230,3 +230,26 @@ class ComputeNode(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ConsoleAuthToken(Base):
+    """A remote console's short-lived token (Nova's ``console_auth_tokens``); only its SHA-256 is stored.
+
+    Written by the compute agent of the guest's host, read by that host's
+    console proxy when a browser connects; ``internal_access_path`` is the
+    console's Unix socket on that host.
+    """
+
+    __tablename__ = "compute_console_auth_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(255), unique=True)
+    console_type: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=0)
+    internal_access_path: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    access_url_base: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), ForeignKey("compute_instances.uuid", ondelete="CASCADE"),
+                                               index=True)
+    expires: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -11,6 +11,7 @@ the major one when a receiver could not understand an old sender):
 
 * 1.0 - build, the lifecycle actions, rebuild, same-host resize with
   confirm/revert, snapshot, console output, delete.
+* 1.1 - ``get_console`` (a remote console token and URL from the guest's host).
 
 **The build request** (``request`` below) is one JSON dict, Nova's
 ``RequestSpec`` + ``filter_properties`` in one::
@@ -60,7 +61,7 @@ from typing import Any
 from kumo.compute.context import RequestContext
 from kumo.core.bus import Bus
 
-VERSION = "1.0"
+VERSION = "1.1"
 CONDUCTOR_TOPIC = "conductor"
 SCHEDULER_TOPIC = "scheduler"
 
@@ -173,3 +174,10 @@ class ComputeAgentAPI:
         return str(await self.bus.call(compute_topic(host), "get_console_output",
                                        {"ctx": ctx.to_dict(), "instance_uuid": instance_uuid,
                                         "tail_length": tail_length}, timeout=self.timeout, version=VERSION))
+
+    async def get_console(self, ctx: RequestContext, host: str, instance_uuid: str, console_type: str) -> str:
+        """The URL of a new remote console (``novnc`` or ``serial``) of the instance, token included."""
+        result = await self.bus.call(compute_topic(host), "get_console",
+                                     {"ctx": ctx.to_dict(), "instance_uuid": instance_uuid,
+                                      "console_type": console_type}, timeout=self.timeout, version=VERSION)
+        return str(dict(result)["url"])

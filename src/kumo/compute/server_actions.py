@@ -313,6 +313,27 @@ class ServerActions:
         await self.deps.agents.snapshot_instance(ctx, host, inst.uuid, image["id"])
         return image
 
+    async def remote_console(self, ctx: RequestContext, inst: InstanceRef, console_type: str, *,
+                             state_error: type[errors.KumoError] = errors.Conflict) -> str:
+        """Nova's ``get_vnc_console``/``get_serial_console``: the URL (with a fresh token) from the guest's host.
+
+        Refused while the instance is being deleted or migrated (Nova's
+        ``@reject_instance_state``); 409 "not ready" without a host or with
+        the host's agent down. ``state_error`` is what a refused state
+        becomes: 409 for the old actions, 400 for ``remote-consoles`` (Nova's).
+        """
+        rule = "get_serial_console" if console_type == "serial" else "get_vnc_console"
+        try:
+            check_action(rule, inst.vm_state, inst.task_state, instance_uuid=inst.uuid, launched=inst.launched)
+        except errors.Conflict as exc:
+            raise state_error(exc.message) from None
+        if not inst.host:
+            raise not_ready(inst.uuid)
+        async with self.deps.db.session() as s:
+            if not await inst_db.compute_service_up(s, inst.host, self.deps.service_down_time):
+                raise not_ready(inst.uuid)
+        return await self.deps.agents.get_console(ctx, inst.host, inst.uuid, console_type)
+
     async def console_output(self, ctx: RequestContext, inst: InstanceRef, length: int | None) -> str:
         """Nova's ``get_console_output`` (a bus call): the host must be set and its agent up (409).
 

@@ -90,18 +90,12 @@ class ImageClient(ServiceClient):
         await self.request("PUT", f"/v2/images/{image_id}/file", token, content=chunks(),
                            headers={"Content-Type": "application/octet-stream"})
 
-    async def download_file(self, token: str | None, image_id: str, target: Path) -> None:
-        """Stream the image's data into ``target`` (written whole or not at all)."""
-        partial = target.with_name(target.name + ".part")
+    async def stream_file(self, token: str | None, image_id: str) -> AsyncIterator[bytes]:
+        """The image's data in blocks of about ``CHUNK`` bytes, as the image service sends it."""
         headers = {"X-Auth-Token": token} if token else {}
-        try:
-            async with self._client.stream("GET", f"/v2/images/{image_id}/file", headers=headers) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _error(response)
-                with partial.open("wb") as f:
-                    async for chunk in response.aiter_bytes(CHUNK):
-                        f.write(chunk)
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
+        async with self._client.stream("GET", f"/v2/images/{image_id}/file", headers=headers) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _error(response)
+            async for chunk in response.aiter_bytes(CHUNK):
+                yield chunk

@@ -102,7 +102,8 @@ class ImageOptions(BaseModel):
 class ComputeOptions(BaseModel):
     """Nova's compute, scheduler and conductor options that Kumo keeps (same names where Nova has them)."""
 
-    driver: str = Field("fake", description="Virt driver of this node's compute agent (fake until the QEMU driver lands).")
+    driver: str = Field("qemu", description="Virt driver of this node's compute agent: qemu (real guests) or fake "
+                                            "(tests and scale simulation).")
     fake_hosts: int = Field(1, description="With the fake driver: how many simulated hosts this process runs.")
     fake_spawn_seconds: float = Field(0.0, description="With the fake driver: how long a spawn takes.")
     fake_vcpus: int = Field(64, description="With the fake driver: vCPUs each simulated host reports.")
@@ -119,6 +120,46 @@ class ComputeOptions(BaseModel):
     sync_power_state_interval: float = Field(60.0, description="Seconds between power-state syncs (-1 = never).")
     shutdown_timeout: float = Field(60.0, description="Seconds a guest gets to shut down cleanly on stop.")
     image_url: str = Field("", description="Image API root compute agents use (empty = this node's API /image).")
+    instances_path: str = Field("", description="Where guests' disks and definitions live (empty = state_dir/instances).")
+    run_dir: str = Field("", description="Guests' sockets and pid files (empty = /run/kumo as root, else under /tmp).")
+    image_cache_path: str = Field("", description="The host's image cache (empty = state_dir/image-cache).")
+    image_cache_max_unused: float = Field(86400.0, description="Seconds an image no guest uses stays cached "
+                                                               "(Nova's remove_unused_original_minimum_age_seconds).")
+    image_cache_interval: float = Field(2400.0, description="Seconds between image cache clean-ups (-1 = never).")
+    qemu_accel: str = Field("auto", description="auto (KVM where it really works, else TCG), kvm or tcg.")
+    qemu_binary: str = Field("qemu-system-x86_64", description="The QEMU system emulator to run guests with.")
+    qemu_start_timeout: float = Field(30.0, description="Seconds QEMU gets to open its monitor after starting.")
+    vnc_enabled: bool = Field(True, description="Give guests a VNC console (on a Unix socket, for the console proxy).")
+    force_config_drive: bool = Field(False, description="Attach a config drive to every guest (Nova's option).")
+
+
+class ConsoleOptions(BaseModel):
+    """Remote consoles (Nova's ``[vnc]``, ``[serial_console]``, ``[consoleauth]``), proxied on each compute node."""
+
+    proxy_host: str = Field("127.0.0.1", description="Address the console proxy of a compute node listens on.")
+    proxy_port: int = Field(6080, description="Port of the console proxy (noVNC pages and websockets).")
+    novnc_base_url: str = Field("", description="What VNC console URLs start with (empty = "
+                                                "http://proxy_host:proxy_port/vnc_lite.html).")
+    serial_base_url: str = Field("", description="What serial console URLs start with (empty = "
+                                                 "ws://proxy_host:proxy_port/).")
+    token_ttl: int = Field(600, description="Seconds a console token stays valid (Nova's consoleauth.token_ttl).")
+    novnc_web: str = Field("/usr/share/novnc", description="Directory of the noVNC client the proxy serves.")
+
+    def vnc_url(self) -> str:
+        return self.novnc_base_url or f"http://{self.proxy_host}:{self.proxy_port}/vnc_lite.html"
+
+    def serial_url(self) -> str:
+        return self.serial_base_url or f"ws://{self.proxy_host}:{self.proxy_port}/"
+
+
+class MetadataOptions(BaseModel):
+    """The metadata API guests read (Nova's ``metadata_listen``/``[neutron]metadata_proxy_shared_secret``)."""
+
+    listen: str = Field("127.0.0.1", description="Address the metadata API listens on.")
+    port: int = Field(8775, description="Port of the metadata API (Nova's metadata_listen_port).")
+    shared_secret: str = Field("", description="Secret the network layer signs instance ids with; empty = one "
+                                               "generated into state_dir/metadata-secret.")
+    vendor_data_file: str = Field("", description="A JSON file served as vendor_data.json (empty = {}).")
 
 
 class LoggingOptions(BaseModel):
@@ -139,6 +180,8 @@ class Settings(BaseSettings):
     identity: IdentityOptions = Field(default_factory=IdentityOptions)
     image: ImageOptions = Field(default_factory=ImageOptions)
     compute: ComputeOptions = Field(default_factory=ComputeOptions)
+    console: ConsoleOptions = Field(default_factory=ConsoleOptions)
+    metadata: MetadataOptions = Field(default_factory=MetadataOptions)
     logging: LoggingOptions = Field(default_factory=LoggingOptions)
 
     _toml_data: dict[str, Any] = {}
@@ -195,7 +238,7 @@ def _set_dotted(settings: Settings, dotted: str, value: Any) -> None:
     setattr(target, leaf, value)
 
 
-SECRET_KEYS = {"admin_password", "password", "secret"}
+SECRET_KEYS = {"admin_password", "password", "secret", "shared_secret"}
 
 
 def mask_url(url: str) -> str:

@@ -314,3 +314,28 @@ class PathDispatcher:
 def root_app(mounts: Iterable[tuple[str, ASGIApp]], root: Handler | None = None) -> ASGIApp:
     """Mount each service at its path and add request ids to everything."""
     return RequestIdMiddleware(PathDispatcher(mounts, root))
+
+
+class PortDispatcher:
+    """One HTTP server, several listening sockets: each request goes to the app of the port it arrived on.
+
+    A node serves its REST APIs, the metadata API (guests' side, Nova's port
+    8775) and the console proxy (browsers' side, 6080) on separate ports, so
+    each can be firewalled or put behind its own balancer, but in one uvicorn
+    server and one event loop.
+    """
+
+    def __init__(self, apps: dict[int, ASGIApp]) -> None:
+        self.apps = apps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        server = scope.get("server") or (None, None)
+        app = self.apps.get(server[1]) if server else None
+        if app is None:
+            if scope["type"] == "http":
+                await JSONResponse({"error": {"code": 404, "title": "Not Found", "message": "Nothing listens here."}},
+                                   status_code=404)(scope, receive, send)
+            return
+        await app(scope, receive, send)

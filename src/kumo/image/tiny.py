@@ -30,11 +30,12 @@ BASE_PACKAGES = ("busybox-static", "dropbear-bin")
 SSH_BINARIES = ("usr/sbin/dropbear", "usr/bin/dropbearkey")
 MULTIARCH = "x86_64-linux-gnu"
 LIB_DIRS = (f"lib/{MULTIARCH}", f"usr/lib/{MULTIARCH}", "lib64", "lib", "usr/lib")
-# virtio (pc/q35 and microvm), NIC, disks, and what reads a config drive
-# (iso9660 or vfat, as a virtio disk, an IDE/SATA cdrom or a virtio-scsi cdrom).
+# virtio (pc/q35 and microvm), NIC, disks, what reads a config drive (iso9660 or vfat, as a virtio
+# disk, an IDE/SATA cdrom or a virtio-scsi cdrom), and the ACPI power button (button + evdev, read by
+# busybox acpid) so that a clean shutdown request powers the guest off.
 MODULES = ("virtio_pci", "virtio_mmio", "virtio_net", "virtio_blk", "isofs", "vfat",
            "nls_cp437", "nls_iso8859_1", "nls_ascii", "nls_utf8")
-OPTIONAL_MODULES = ("virtio_scsi", "sr_mod", "ata_piix", "ahci")
+OPTIONAL_MODULES = ("virtio_scsi", "sr_mod", "ata_piix", "ahci", "button", "evdev")
 
 
 class TinyBuildError(Exception):

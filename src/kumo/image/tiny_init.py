@@ -14,6 +14,7 @@ Console markers (tests and the compute service look for these):
     KUMO-TINY-SSHD <rc>               dropbear started (0) or not
     KUMO-TINY-USERDATA-RC <rc>        only when user data starts with ``#!``
     KUMO-TINY-READY                   init is done; a console shell follows
+    KUMO-TINY-POWEROFF                the ACPI power button was pressed; powering off
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ for m in $(cat /lib/modules/load-order); do
   insmod "/lib/modules/$m.ko" 2>/dev/null
 done
 hostname kumo-tiny
+# ACPI power button -> clean power-off (what `openstack server stop` asks for first)
+acpid -c /etc/acpi -l /run/acpid.log 2>/dev/null
 say "KUMO-TINY-BOOT-OK $(uname -r)"
 
 # --- network: DHCP on eth0 (bounded) ---
@@ -170,6 +173,13 @@ while :; do
 done
 """.replace("@SHELL_LIB@", SHELL_LIB.strip())
 
+POWER_BUTTON = r"""#!/bin/sh
+# busybox acpid runs this on the ACPI power button (event PWRF): a clean, immediate power-off.
+echo "KUMO-TINY-POWEROFF" > /dev/console
+sync
+poweroff -f
+"""
+
 UDHCPC_SCRIPT = r"""#!/bin/sh
 # udhcpc event script: apply the lease (address, routes incl. option 121, MTU, DNS).
 [ -n "$interface" ] || exit 0
@@ -201,7 +211,7 @@ exit 0
 """
 
 # Directories of the image, made before anything else (busybox --install needs the bin dirs).
-DIRS = {d: 0o755 for d in ("bin", "sbin", "usr/bin", "usr/sbin", "usr/share/udhcpc", "etc/dropbear", "proc",
+DIRS = {d: 0o755 for d in ("bin", "sbin", "usr/bin", "usr/sbin", "usr/share/udhcpc", "etc/dropbear", "etc/acpi/PWRF", "proc",
                             "sys", "dev", "run", "mnt/config", "var/log", "lib/x86_64-linux-gnu", "lib64")}
 DIRS.update({"tmp": 0o1777, "root": 0o700})
 
@@ -224,6 +234,7 @@ def populate(cpio: CpioWriter, binaries: dict[str, bytes], modules: list[tuple[s
     cpio.add_file("init", INIT, 0o755)
     cpio.add_symlink("bin/sh", "busybox")
     cpio.add_file("usr/share/udhcpc/default.script", UDHCPC_SCRIPT, 0o755)
+    cpio.add_file("etc/acpi/PWRF/00000080", POWER_BUTTON, 0o755)
     for name, text in {**ETC_FILES, "etc/kumo-tiny-release": release}.items():
         cpio.add_file(name, text)
     for path, data in sorted(binaries.items()):

@@ -24,6 +24,7 @@ from kumo.compute.api import (
     limits,
     os_services,
     quota_sets,
+    remote_consoles,
     server_actions,
     server_groups,
     server_metadata,
@@ -40,7 +41,7 @@ from kumo.core.web import service_app
 
 ROUTE_MODULES = [versions, flavors, flavor_extra_specs, flavor_access, keypairs, servers, server_actions,
                  server_metadata, server_tags, instance_actions, server_groups, os_services, hypervisors,
-                 availability_zones, quota_sets, limits, usage]
+                 availability_zones, quota_sets, limits, usage, remote_consoles]
 PUBLIC_PATHS = {"/", VERSION_PREFIX, VERSION_PREFIX + "/"}
 
 

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kumo.compute.api.common import MAX_BODY, at_least, authorize, deps, request_context
+from kumo.compute.api.remote_consoles import LEGACY_ACTIONS
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.validation import Name, detail, invalid, parse
 from kumo.compute.context import RequestContext
@@ -273,6 +274,7 @@ ACTIONS: dict[str, Handler] = {
     "os-getConsoleOutput": console_output,
     "os-resetState": reset_state,
     "rebuild": rebuild,
+    **LEGACY_ACTIONS,
 }
 
 

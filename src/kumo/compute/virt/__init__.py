@@ -7,6 +7,8 @@ the contract suite in ``tests/unit/compute/virt/test_virt_drivers.py``.
 from __future__ import annotations
 
 from kumo.compute.virt.base import (
+    BootImage,
+    ConsoleEndpoint,
     HostDown,
     HostResources,
     InstanceExists,
@@ -22,8 +24,9 @@ from kumo.compute.virt.base import (
     VirtError,
 )
 from kumo.compute.virt.fake import FakeDriver
+from kumo.compute.virt.qemu import QemuDriver
 
-DRIVERS: dict[str, type[VirtDriver]] = {"fake": FakeDriver}
+DRIVERS: dict[str, type[VirtDriver]] = {"fake": FakeDriver, "qemu": QemuDriver}
 
 
 def create_driver(name: str, **options: object) -> VirtDriver:
@@ -36,7 +39,7 @@ def create_driver(name: str, **options: object) -> VirtDriver:
 
 
 __all__ = [
-    "DRIVERS", "FakeDriver", "HostDown", "HostResources", "InstanceExists", "InstanceInfo",
+    "BootImage", "ConsoleEndpoint", "DRIVERS", "FakeDriver", "QemuDriver", "HostDown", "HostResources", "InstanceExists", "InstanceInfo",
     "InstanceNotFound", "InstanceSpec", "InvalidPowerState", "NicSpec", "PowerState", "SpawnError",
     "UnsupportedOperation", "VirtDriver", "VirtError", "create_driver",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -109,6 +109,39 @@ class NicSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BootImage:
+    """The image files a guest boots from, already on local disk (the agent's image cache).
+
+    ``disk_format`` is Glance's (``raw``, ``qcow2``, ``iso`` ...); ``kernel``
+    and ``ramdisk`` are set when the image names a ``kernel_id``/``ramdisk_id``
+    (direct kernel boot, as Nova's libvirt driver does for AMI-style images).
+    """
+
+    path: Path
+    disk_format: str = "raw"
+    kernel: Path | None = None
+    ramdisk: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleEndpoint:
+    """Where a guest's remote console answers on its host, for the console proxy there.
+
+    ``kind`` is ``vnc`` (an RFB server) or ``serial`` (raw bytes of the first
+    serial port); ``path`` is a Unix socket: consoles never listen on the
+    network, the proxy on the same host connects to them (Nova's
+    ``ConsoleVNC``/``ConsoleSerial`` with a host and port instead).
+    """
+
+    kind: str
+    path: Path
+
+
+#: Called as handler(uuid, power_state) when a guest changes state on its own (Nova's LifecycleEvent).
+LifecycleHandler = Callable[[str, "PowerState"], None]
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceSpec:
     """Everything the hypervisor needs to build one guest: flavor, image, identity and boot data.
 
@@ -132,7 +165,10 @@ class InstanceSpec:
     user_data: bytes | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     key_data: str | None = None
+    key_name: str | None = None
     config_drive: bool = False
+    #: The config drive's files (``openstack/latest/meta_data.json`` -> bytes) when ``config_drive`` is set.
+    config_drive_files: Mapping[str, bytes] = field(default_factory=dict)
     nics: tuple[NicSpec, ...] = ()
 
     def __post_init__(self) -> None:
@@ -217,6 +253,19 @@ class VirtDriver(ABC):
     """A hypervisor on one host. One instance of the driver per compute agent."""
 
     name: ClassVar[str] = ""
+    #: Whether ``spawn`` needs the image on local disk; a driver that only pretends (fake) does not.
+    needs_image_files: ClassVar[bool] = True
+    _lifecycle_handler: LifecycleHandler | None = None
+
+    def set_lifecycle_handler(self, handler: LifecycleHandler | None) -> None:
+        """Register who hears about guests that change state outside Kumo (a guest powered off from inside,
+        a QEMU killed). Drivers that cannot notice such changes never call it; the agent's periodic
+        power-state sync catches them instead."""
+        self._lifecycle_handler = handler
+
+    def emit_lifecycle(self, uuid: str, state: PowerState) -> None:
+        if self._lifecycle_handler is not None:
+            self._lifecycle_handler(uuid, state)
 
     @abstractmethod
     async def init_host(self, host: str) -> None:
@@ -231,10 +280,10 @@ class VirtDriver(ABC):
         """Release connections on agent shutdown. Guests keep running, as in Nova."""
 
     @abstractmethod
-    async def spawn(self, spec: InstanceSpec, image_path: Path | None) -> None:
+    async def spawn(self, spec: InstanceSpec, image: BootImage | None) -> None:
         """Create the guest and boot it; on return it is RUNNING and in ``list_instances``.
 
-        ``image_path`` is the image already on local disk (the agent's image
+        ``image`` is the image already on local disk (the agent's image
         cache), or None to boot from volume. On any failure everything spawn
         made (disks, processes, sockets, console logs) is removed before
         ``SpawnError`` is raised, so the instance is not in ``list_instances``
@@ -342,6 +391,22 @@ class VirtDriver(ABC):
         Drivers that cannot revert raise ``UnsupportedOperation``.
         """
         raise UnsupportedOperation(f"{self.name} cannot revert a resize of instance {uuid}")
+
+    async def get_console_endpoint(self, uuid: str, kind: str) -> ConsoleEndpoint:
+        """Where the guest's ``kind`` console (``vnc`` or ``serial``) answers on this host.
+
+        Drivers without remote consoles raise ``UnsupportedOperation`` (Nova's
+        ConsoleTypeUnavailable); an unknown uuid raises ``InstanceNotFound``.
+        """
+        raise UnsupportedOperation(f"{self.name} has no {kind} console for instance {uuid}")
+
+    async def image_files_in_use(self) -> set[Path]:
+        """The agent's cached image files that some guest still needs (a disk backed by them).
+
+        The image cache never evicts these. Drivers that keep no reference to
+        the cache after ``spawn`` return nothing.
+        """
+        return set()
 
     async def list_instance_infos(self) -> dict[str, InstanceInfo]:
         """``get_info`` for every instance at once, for the agent's power-state sync.

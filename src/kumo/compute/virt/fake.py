@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kumo.compute.virt.base import (
     MAX_CONSOLE_BYTES,
+    BootImage,
+    ConsoleEndpoint,
     HostDown,
     HostResources,
     InstanceExists,
@@ -48,6 +51,12 @@ class _Guest:
     image_path: Path | None
     power_state: PowerState
     console: list[str]
+    consoles: dict[str, asyncio.AbstractServer] = field(default_factory=dict)
+
+    def close_consoles(self) -> None:
+        for server in self.consoles.values():
+            server.close()
+        self.consoles.clear()
 
     def log(self, line: str) -> None:
         self.console.append(f"fake: {line}")
@@ -59,6 +68,7 @@ class FakeDriver(VirtDriver):
     """A hypervisor that only pretends. Defaults match Nova's fake: capacity no test runs out of."""
 
     name = "fake"
+    needs_image_files = False  # spawn accepts None; a given image must exist, as a real driver's would
 
     def __init__(self, *, vcpus: int = 1000, memory_mb: int = 800_000, local_gb: int = 600_000,
                  spawn_seconds: float = 0.0, action_seconds: float = 0.0) -> None:
@@ -72,6 +82,7 @@ class FakeDriver(VirtDriver):
         self._down = False
         self._fail_next: str | None = None
         self._fail_matching: tuple[SpawnPredicate, str] | None = None
+        self._console_dir: Path | None = None
 
     # -- test controls (not part of VirtDriver)
 
@@ -108,8 +119,7 @@ class FakeDriver(VirtDriver):
 
     def vanish(self, uuid: str) -> None:
         """The guest disappears outside Kumo (an operator removed it by hand)."""
-        self._guest(uuid)
-        del self._guests[uuid]
+        self._guests.pop(self._guest(uuid).spec.uuid).close_consoles()
 
     def spec_of(self, uuid: str) -> InstanceSpec:
         """The spec the guest was spawned (or last resized) with, for assertions."""
@@ -121,10 +131,11 @@ class FakeDriver(VirtDriver):
         self._check_up()
         self.host = host
 
-    async def spawn(self, spec: InstanceSpec, image_path: Path | None) -> None:
+    async def spawn(self, spec: InstanceSpec, image: BootImage | None) -> None:
         self._check_up()
         if spec.uuid in self._guests:
             raise InstanceExists(spec.uuid)
+        image_path = image.path if image is not None else None
         reason = self._spawn_failure(spec, image_path)
         await self._wait(self.spawn_seconds)
         self._check_up()
@@ -143,7 +154,9 @@ class FakeDriver(VirtDriver):
             return
         await self._wait(self.action_seconds)
         self._check_up()
-        self._guests.pop(uuid, None)
+        guest = self._guests.pop(uuid, None)
+        if guest is not None:
+            guest.close_consoles()
 
     async def power_off(self, uuid: str, timeout: float = 60) -> None:
         if timeout < 0:
@@ -203,6 +216,42 @@ class FakeDriver(VirtDriver):
     async def get_console_output(self, uuid: str) -> bytes:
         text = "\n".join(self._guest(uuid).console) + "\n"
         return text.encode()[-MAX_CONSOLE_BYTES:]
+
+    async def get_console_endpoint(self, uuid: str, kind: str) -> ConsoleEndpoint:
+        """A Unix socket per guest that greets like the console it stands for and echoes what it is sent.
+
+        The greeting is an RFB version line for ``vnc`` and the console log
+        for ``serial``, so console proxies can be tested without QEMU.
+        """
+        guest = self._guest(uuid)
+        if kind not in ("vnc", "serial"):
+            raise UnsupportedOperation(f"fake has no {kind} console")
+        if self._console_dir is None:
+            self._console_dir = Path(tempfile.mkdtemp(prefix="kumo-fake-consoles-"))
+        path = self._console_dir / f"{uuid[:8]}-{kind}.sock"
+        if kind not in guest.consoles:
+            path.unlink(missing_ok=True)
+            greeting = b"RFB 003.008\n" if kind == "vnc" else "\r\n".join(guest.console).encode() + b"\r\n"
+
+            async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                writer.write(greeting)
+                while data := await reader.read(4096):
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+
+            guest.consoles[kind] = await asyncio.start_unix_server(serve, path=str(path))
+        return ConsoleEndpoint(kind, path)
+
+    async def cleanup_host(self) -> None:
+        for guest in self._guests.values():
+            guest.close_consoles()
+        if self._console_dir is not None:
+            shutil.rmtree(self._console_dir, ignore_errors=True)
+            self._console_dir = None
+
+    async def image_files_in_use(self) -> set[Path]:
+        return {g.image_path for g in self._guests.values() if g.image_path is not None}
 
     async def resize(self, uuid: str, new_spec: InstanceSpec) -> None:
         guest = self._guest(uuid)

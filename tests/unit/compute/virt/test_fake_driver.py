@@ -11,6 +11,7 @@ import pytest
 
 from kumo.compute.virt import FakeDriver, create_driver
 from kumo.compute.virt.base import (
+    BootImage,
     HostDown,
     InstanceNotFound,
     InstanceSpec,
@@ -155,7 +156,7 @@ async def test_snapshot_copies_the_booted_image(tmp_path: Path) -> None:
     image = tmp_path / "cirros.qcow2"
     image.write_bytes(b"QFI\xfb" + b"x" * 1000)
     s = spec()
-    await driver.spawn(s, image)
+    await driver.spawn(s, BootImage(image, "qcow2"))
     await driver.snapshot(s.uuid, tmp_path / "snap")
     assert (tmp_path / "snap").read_bytes() == image.read_bytes()
     from_volume = await booted(driver)

@@ -13,11 +13,11 @@ VIRT = Path(virt.__file__).parent
 
 def test_public_surface_is_pinned() -> None:
     assert sorted(virt.__all__) == [
-        "DRIVERS", "FakeDriver", "HostDown", "HostResources", "InstanceExists", "InstanceInfo",
-        "InstanceNotFound", "InstanceSpec", "InvalidPowerState", "NicSpec", "PowerState", "SpawnError",
-        "UnsupportedOperation", "VirtDriver", "VirtError", "create_driver",
+        "BootImage", "ConsoleEndpoint", "DRIVERS", "FakeDriver", "HostDown", "HostResources", "InstanceExists",
+        "InstanceInfo", "InstanceNotFound", "InstanceSpec", "InvalidPowerState", "NicSpec", "PowerState",
+        "QemuDriver", "SpawnError", "UnsupportedOperation", "VirtDriver", "VirtError", "create_driver",
     ]
-    assert virt.DRIVERS == {"fake": virt.FakeDriver}
+    assert virt.DRIVERS == {"fake": virt.FakeDriver, "qemu": virt.QemuDriver}
 
 
 def test_power_state_codes_are_novas() -> None:

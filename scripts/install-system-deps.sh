@@ -11,8 +11,11 @@ PACKAGES=(
   qemu-system-x86   # boots guests (compute; the tiny-image boot test)
   dosfstools        # mkfs.vfat: config drives (tiny-image boot test)
   mtools            # mmd/mcopy: fill a vfat config drive without mounting it
-  qemu-utils        # qemu-img (image format inspector tests)
+  qemu-utils        # qemu-img: guest disks (overlays, snapshots), image format inspector tests
 )
+# The noVNC web client the console proxy serves. Debian's `novnc` package drags in nodejs, numpy and
+# websockify (Kumo has its own proxy), so only its static files are unpacked, like the tiny image's debs.
+NOVNC_DIR=/usr/local/share/kumo/novnc
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -24,12 +27,22 @@ if python3 -c 'import ensurepip, venv' 2>/dev/null; then
   for pkg in "${missing[@]}"; do [ "$pkg" = python3-venv ] || filtered+=("$pkg"); done
   missing=("${filtered[@]+"${filtered[@]}"}")
 fi
-if [ "${#missing[@]}" -eq 0 ]; then
-  exit 0
-fi
-echo "kumo: installing system packages: ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "kumo: installing system packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if [ ! -f "$NOVNC_DIR/vnc_lite.html" ] && [ ! -f /usr/share/novnc/vnc_lite.html ]; then
+  echo "kumo: unpacking the noVNC web client into $NOVNC_DIR"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  if ! (cd "$work" && apt-get download -q novnc >/dev/null 2>&1); then
+    $SUDO apt-get update -q && (cd "$work" && apt-get download -q novnc >/dev/null 2>&1)
+  fi
+  dpkg-deb -x "$work"/novnc_*.deb "$work/root"
+  $SUDO mkdir -p "$NOVNC_DIR"
+  $SUDO cp -a "$work/root/usr/share/novnc/." "$NOVNC_DIR/"
+fi

@@ -147,7 +147,7 @@ class Node:
                                       image_cache=self._image_cache())
             await self.fleet.start()
             self.console_proxy = ConsoleProxy(self.db, {a.host for a in self.fleet.agents},
-                                              self.settings.console.novnc_web)
+                                              self.settings.console.novnc_dir())
         for role in self.roles:
             if role in PENDING_ROLES:
                 log.info("role %s: no %s yet in this version of Kumo", role, PENDING_ROLES[role])

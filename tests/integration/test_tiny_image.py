@@ -1,7 +1,6 @@
 """`kumo image build-tiny` for real: build from Debian packages, boot in QEMU, check what /init did.
 
-The .deb cache persists across runs (/var/cache/kumo-test/debs, or $KUMO_TEST_DEB_CACHE), so a
-reused machine builds without downloading; a fresh one downloads ~75 MB once.
+The ``tiny`` fixture (conftest.py) builds the image once per session.
 """
 
 from __future__ import annotations
@@ -19,44 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qemutest import need
 
-from kumo.image.tiny import TinyImage, build_tiny, detect_accel
+from kumo.image.tiny import TinyImage, detect_accel
 
 pytestmark = pytest.mark.qemu
 
 QEMU = shutil.which("qemu-system-x86_64")
 BOOT_DEADLINE = 60.0
-
-
-def _need(*tools: str) -> None:
-    missing = [t for t in tools if not shutil.which(t)]
-    if missing:
-        msg = f"missing {', '.join(missing)} (scripts/install-system-deps.sh installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
-def _deb_cache() -> Path:
-    wanted = os.environ.get("KUMO_TEST_DEB_CACHE", "/var/cache/kumo-test/debs")
-    for candidate in (Path(wanted), Path.home() / ".cache" / "kumo-test" / "debs"):
-        try:
-            candidate.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK):
-            return candidate
-    pytest.skip("no writable directory for the .deb cache")
-
-
-@pytest.fixture(scope="module")
-def tiny() -> Iterator[TinyImage]:
-    _need("apt-get", "dpkg-deb")
-    with tempfile.TemporaryDirectory(prefix="kumo-tiny-test-") as out:
-        started = time.monotonic()
-        image = build_tiny(Path(out), _deb_cache(), progress=print)
-        print(f"tiny image built in {time.monotonic() - started:.1f}s")
-        yield image
 
 
 def _config_drive(path: Path, meta: dict[str, object], user_data: str) -> None:
@@ -130,7 +99,7 @@ def _wait_for(log: Path, wanted: list[str], deadline: float) -> str:
 
 
 def test_tiny_image_boots_and_reads_config_drive(tiny: TinyImage) -> None:
-    _need("qemu-system-x86_64", "mkfs.vfat", "mcopy")
+    need("qemu-system-x86_64", "mkfs.vfat", "mcopy")
     assert tiny.kernel.stat().st_size > 1_000_000 and tiny.ramdisk.stat().st_size > 1_000_000
     with tempfile.TemporaryDirectory(prefix="kumo-tiny-boot-") as tmp:
         run = Path(tmp)
@@ -190,7 +159,7 @@ sys.stdout.buffer.flush()
 
 def test_tiny_image_reads_metadata_over_http(tiny: TinyImage) -> None:
     """No config drive: hostname, keys and user data come from the metadata service over HTTP."""
-    _need("qemu-system-x86_64")
+    need("qemu-system-x86_64")
     if not _user_net_available():
         pytest.skip("this QEMU has no user-mode networking")
     meta = {"hostname": "http-test", "public_keys": {"a": "ssh-ed25519 AAAAX a", "b": "ssh-ed25519 AAAAY b"}}

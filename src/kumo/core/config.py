@@ -143,10 +143,19 @@ class ConsoleOptions(BaseModel):
     serial_base_url: str = Field("", description="What serial console URLs start with (empty = "
                                                  "ws://proxy_host:proxy_port/).")
     token_ttl: int = Field(600, description="Seconds a console token stays valid (Nova's consoleauth.token_ttl).")
-    novnc_web: str = Field("/usr/share/novnc", description="Directory of the noVNC client the proxy serves.")
+    novnc_web: str = Field("", description="Directory of the noVNC client the proxy serves (empty = "
+                                           "/usr/share/novnc or /usr/local/share/kumo/novnc, whichever exists).")
 
     def vnc_url(self) -> str:
         return self.novnc_base_url or f"http://{self.proxy_host}:{self.proxy_port}/vnc_lite.html"
+
+    def novnc_dir(self) -> str:
+        if self.novnc_web:
+            return self.novnc_web
+        for candidate in ("/usr/share/novnc", "/usr/local/share/kumo/novnc"):
+            if Path(candidate, "vnc_lite.html").is_file():
+                return candidate
+        return ""
 
     def serial_url(self) -> str:
         return self.serial_base_url or f"ws://{self.proxy_host}:{self.proxy_port}/"

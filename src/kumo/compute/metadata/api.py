@@ -94,7 +94,7 @@ class MetadataAPI:
         return Router(routes=[Route("/{path:path}", self.handle, methods=["GET", "HEAD", "POST", "PUT", "DELETE"])])
 
     async def handle(self, request: Request) -> Response:
-        path = posixpath.normpath("/" + request.url.path)
+        path = posixpath.normpath("/" + request.url.path.lstrip("/"))
         if path == "/":
             return Response("\n".join((*EC2_VERSIONS, "latest")), media_type=TEXT)
         try:

@@ -200,7 +200,7 @@ class InstanceMetadata:
 
         ``/ec2/<version>/...`` is the same as ``/<version>/...``, as in Nova.
         """
-        parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
+        parts = [p for p in posixpath.normpath("/" + path.lstrip("/")).split("/") if p]
         if parts and parts[0] == "ec2":
             parts = parts[1:]
         if not parts:

@@ -76,8 +76,8 @@ async def wait_gone(pid: int, marker: str, timeout: float) -> bool:
     deadline = loop.time() + timeout
     delay = 0.01
     while True:
-        reap(pid)
         if not is_guest_process(pid, marker):
+            reap(pid)  # after the check: a process that ends between a reap and the check stays a zombie
             return True
         if loop.time() >= deadline:
             return False

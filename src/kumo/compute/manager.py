@@ -53,6 +53,7 @@ from kumo.compute.virt.base import (
     InstanceSpec,
     InvalidPowerState,
     PowerState as DriverPowerState,
+    SpawnError,
     UnsupportedOperation,
     VirtDriver,
     VirtError,
@@ -146,6 +147,9 @@ class ComputeManager(MoveOperations):
                 await self.driver.spawn(spec, boot)
             except ImageUnacceptable as exc:
                 await self._abort_build(context, row, str(exc))
+                return
+            except SpawnError as exc:
+                await self._reschedule(context, row, request, exc.reason)
                 return
             except (VirtError, OSError, errors.KumoError) as exc:
                 await self._reschedule(context, row, request, getattr(exc, "message", None) or str(exc))

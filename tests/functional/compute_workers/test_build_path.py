@@ -11,6 +11,9 @@ import asyncio
 
 from buildtest import SMALL, build, events, fake_driver, faults, nodes, wait_for
 from kumotest import Cloud
+from sqlalchemy import update
+
+from kumo.core.models import ServiceRecord
 
 
 async def test_build_goes_active_and_claims_the_host(fleet_cloud: Cloud) -> None:
@@ -65,8 +68,23 @@ async def test_every_host_failing_ends_in_error_after_max_attempts(fleet_cloud: 
     assert inst.host is None
     [message] = await faults(fleet_cloud, uuid)
     assert message.startswith("Exceeded maximum number of retries. Exceeded max scheduling attempts 3")
-    assert message.endswith("Last exception: Failed to spawn instance " + uuid + ": no luck")
+    assert message.endswith("Last exception: no luck")
     assert all(n.memory_mb_used == 0 for n in (await nodes(fleet_cloud)).values())
+
+
+async def test_a_failed_reschedule_keeps_the_spawn_error(fleet_cloud: Cloud) -> None:
+    """One host that cannot spawn: no host is left to retry on, and the fault says why the spawn failed."""
+    assert fleet_cloud.node.fleet is not None
+    agents = fleet_cloud.node.fleet.agents
+    async with fleet_cloud.node.db.session() as s:  # the other hosts are down
+        await s.execute(update(ServiceRecord).where(ServiceRecord.host.in_([a.host for a in agents[1:]]))
+                        .values(forced_down=True))
+    agents[0].driver.fail_spawns_matching(lambda spec: True, "QEMU failed to start: no such machine")  # type: ignore[attr-defined]
+    _ctx, [uuid] = await build(fleet_cloud)
+    await wait_for(fleet_cloud, uuid, vm_state="error")
+    [message] = await faults(fleet_cloud, uuid)
+    assert message.startswith("No valid host was found")
+    assert message.endswith("Last exception: QEMU failed to start: no such machine")
 
 
 async def test_concurrent_builds_never_overcommit(fleet_cloud: Cloud) -> None:

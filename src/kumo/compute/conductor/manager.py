@@ -65,8 +65,11 @@ class ConductorManager:
             log.warning("scheduling %s failed: %s", instance_uuids, exc)
             result = {"error": f"Scheduling failed: {exc}"}
         if "error" in result:
+            message = str(result["error"])
+            if retry.get("last_error"):  # a reschedule found no host: the spawn failure is the real story
+                message = f"{message.rstrip('.')}. Last exception: {retry['last_error']}"
             for uuid in instance_uuids:
-                await self._fail_build(context, uuid, str(result["error"]))
+                await self._fail_build(context, uuid, message)
             return
         for dest in result["destinations"]:
             async with self.db.session() as s:
@@ -78,7 +81,7 @@ class ConductorManager:
         async with self.db.session() as s:
             if await save_instance(s, uuid, expected_vm_state=VmState.BUILDING, vm_state=VmState.ERROR,
                                    task_state=None):
-                add_fault(s, uuid, message, code=500)
+                add_fault(s, uuid, message, code=500, details=message)  # details keep what 255 chars cut
             await finish_event(s, context, uuid, SCHEDULE_EVENT, error=message)
         log.info("instance %s: build failed: %s", uuid, message)
 

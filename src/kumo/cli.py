@@ -97,9 +97,13 @@ def _compute_line(settings: Settings) -> str:
     options = settings.compute
     if options.driver == "fake":
         count = max(1, options.fake_hosts)
-        return (f"Compute: {count} simulated host(s) with the fake driver (servers go ACTIVE but no VM runs);\n"
-                f"  real QEMU guests arrive with the QEMU driver.\n")
-    return f"Compute: this host with the {options.driver} driver.\n"
+        return (f"Compute: {count} simulated host(s) with the fake driver (servers go ACTIVE but no VM runs;\n"
+                f"  compute.driver = \"qemu\" runs real guests).\n")
+    console = settings.console
+    return (f"Compute: this host with the {options.driver} driver; consoles via "
+            f"http://{console.proxy_host}:{console.proxy_port}/, metadata API on "
+            f"{settings.metadata.listen}:{settings.metadata.port}.\n"
+            f"  Guests keep running when Kumo stops and are adopted at the next start.\n")
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:

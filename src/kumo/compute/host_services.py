@@ -7,8 +7,9 @@ shows its own services, so only ``nova-*`` binaries are listed, and, as
 * **up/down** is Nova's DB servicegroup driver: the last heartbeat is at most
   ``service_down_time`` old and the service is not forced down.
 * **zone** is ``internal`` (Nova's ``internal_service_availability_zone``)
-  for everything but ``nova-compute``, which is in the default availability
-  zone (no host aggregates yet).
+  for everything but ``nova-compute``, which is in the availability zone of
+  the host aggregate(s) its host is in (:func:`kumo.compute.aggregates.host_zones`),
+  else in the default availability zone.
 * **ids**: from 2.53 Nova shows the service uuid; ``core_services.id`` is a
   uuid in hex, shown dashed. Below 2.53 Nova shows an integer; until the
   registry has an integer column, :func:`legacy_id` derives a stable one
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kumo.compute.aggregates import forget_host, host_zones
 from kumo.compute.instances import COMPUTE_BINARY
 from kumo.compute.models import ComputeNode, Instance
 from kumo.core import errors
@@ -91,14 +93,16 @@ def service_is_up(row: ServiceRecord, down_time: float, now: dt.datetime | None 
     return abs(((now or utcnow()) - seen).total_seconds()) <= down_time
 
 
-def zone_of(binary: str, default_zone: str) -> str:
-    """Nova's ``set_availability_zones``: compute services are in a zone, the rest are ``internal``."""
-    return default_zone if binary == COMPUTE_BINARY else INTERNAL_ZONE
+def zone_of(binary: str, host_zone: str) -> str:
+    """Nova's ``set_availability_zones``: compute services are in their host's zone, the rest are ``internal``."""
+    return host_zone if binary == COMPUTE_BINARY else INTERNAL_ZONE
 
 
-def service_info(row: ServiceRecord, down_time: float, default_zone: str, now: dt.datetime) -> ServiceInfo:
-    """A registry row as Nova's API sees the service."""
-    return ServiceInfo(row_id=row.id, host=row.host, binary=row.binary, zone=zone_of(row.binary, default_zone),
+def service_info(row: ServiceRecord, down_time: float, default_zone: str, now: dt.datetime,
+                 zones: dict[str, str] | None = None) -> ServiceInfo:
+    """A registry row as Nova's API sees the service (``zones``: host -> aggregate zone, see ``host_zones``)."""
+    zone = zone_of(row.binary, (zones or {}).get(row.host, default_zone))
+    return ServiceInfo(row_id=row.id, host=row.host, binary=row.binary, zone=zone,
                        disabled=row.disabled, disabled_reason=row.disabled_reason, forced_down=row.forced_down,
                        up=service_is_up(row, down_time, now), updated_at=row.updated_at)
 
@@ -111,8 +115,14 @@ class HostServices:
         self.down_time = down_time
         self.default_zone = default_zone
 
-    def _info(self, row: ServiceRecord, now: dt.datetime) -> ServiceInfo:
-        return service_info(row, self.down_time, self.default_zone, now)
+    def _info(self, row: ServiceRecord, now: dt.datetime, zones: dict[str, str] | None = None) -> ServiceInfo:
+        return service_info(row, self.down_time, self.default_zone, now, zones)
+
+    @staticmethod
+    async def _zones(s: AsyncSession, rows: list[ServiceRecord]) -> dict[str, str]:
+        """The aggregate zones of the compute hosts among ``rows``."""
+        computes = [r.host for r in rows if r.binary == COMPUTE_BINARY]
+        return await host_zones(s, computes) if computes else {}
 
     @staticmethod
     def _nova_rows() -> Select[tuple[ServiceRecord]]:
@@ -130,7 +140,8 @@ class HostServices:
         now = utcnow()
         async with self.db.session() as s:
             rows = list(await s.scalars(stmt))
-        return [self._info(r, now) for r in rows]
+            zones = await self._zones(s, rows)
+        return [self._info(r, now, zones) for r in rows]
 
     async def _find(self, s: AsyncSession, service_id: str, by_uuid: bool) -> ServiceRecord:
         """The row behind a 2.53 uuid or a legacy integer id; Nova's ServiceNotFound otherwise."""
@@ -149,7 +160,7 @@ class HostServices:
     async def get(self, service_id: str, *, by_uuid: bool) -> ServiceInfo:
         async with self.db.session() as s:
             row = await self._find(s, service_id, by_uuid)
-            return self._info(row, utcnow())
+            return self._info(row, utcnow(), await self._zones(s, [row]))
 
     async def update(self, service_id: str, *, by_uuid: bool, **values: object) -> ServiceInfo:
         """Set ``disabled``/``disabled_reason``/``forced_down`` of a compute service (Nova's 2.53 update).
@@ -167,7 +178,7 @@ class HostServices:
                             .execution_options(synchronize_session=False))
             for key, value in values.items():
                 setattr(row, key, value)
-            return self._info(row, utcnow())
+            return self._info(row, utcnow(), await self._zones(s, [row]))
 
     async def update_by_host(self, host: str, binary: str, **values: object) -> None:
         """The pre-2.53 actions (enable, disable, force-down) name the service by host and binary."""
@@ -183,7 +194,7 @@ class HostServices:
         """Nova's ``ServiceController.delete``: a compute service still hosting instances is a 409.
 
         Deleting a compute service also retires its compute nodes, as Nova's
-        ``service_destroy`` does.
+        ``service_destroy`` does, and takes its host out of every aggregate.
         """
         async with self.db.session() as s:
             row = await self._find(s, service_id, by_uuid)
@@ -196,6 +207,7 @@ class HostServices:
                 await s.execute(update(ComputeNode).where(ComputeNode.host == row.host,
                                                           ComputeNode.deleted_at.is_(None))
                                 .values(deleted_at=utcnow()).execution_options(synchronize_session=False))
+                await forget_host(s, row.host)
             await s.delete(row)
 
     async def zones(self) -> tuple[list[str], list[str], list[ServiceInfo]]:

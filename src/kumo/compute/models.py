@@ -253,3 +253,42 @@ class ConsoleAuthToken(Base):
                                                index=True)
     expires: Mapped[int] = mapped_column(Integer, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Aggregate(Base):
+    """A host aggregate (``os-aggregates``): a named group of compute hosts with metadata.
+
+    Deleted for good, as in Nova's API database; ``deleted_at`` stays null
+    and is only there because Nova's view shows it. An ``availability_zone``
+    metadata value makes the aggregate an availability zone.
+    """
+
+    __tablename__ = "compute_aggregates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AggregateHost(Base):
+    """A compute host (its ``nova-compute`` service's host name) in an aggregate; ``id`` keeps the order added."""
+
+    __tablename__ = "compute_aggregate_hosts"
+    __table_args__ = (UniqueConstraint("aggregate_id", "host"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aggregate_id: Mapped[int] = mapped_column(Integer, ForeignKey("compute_aggregates.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+
+
+class AggregateMetadata(Base):
+    __tablename__ = "compute_aggregate_metadata"
+    __table_args__ = (UniqueConstraint("aggregate_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    aggregate_id: Mapped[int] = mapped_column(Integer, ForeignKey("compute_aggregates.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255), index=True)
+    value: Mapped[str] = mapped_column(String(255))

@@ -32,6 +32,7 @@ from kumo.compute.context import RequestContext
 from kumo.compute.deps import ComputeDeps
 from kumo.compute.images import check_flavor_image, image_request, image_system_metadata
 from kumo.compute.flavors import FlavorRecord
+from kumo.compute.host_services import HostServices
 from kumo.compute.models import ComputeNode, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.server_query import ServerQuery, ServerRecord, list_instances, load_records
 from kumo.compute.states import TaskState, VmState, check_action, check_not_locked, invalid_state
@@ -145,9 +146,11 @@ class ServerService:
         key_data = await self._key_data(ctx, spec.key_name)
         if spec.hostname and spec.max_count > 1:
             raise errors.BadRequest("Unable to allocate a single hostname to multiple instances")
-        if spec.availability_zone and spec.forced_host is None and \
-                spec.availability_zone != self.deps.options.default_availability_zone:
-            raise errors.BadRequest("The requested availability zone is not available")
+        if spec.availability_zone and spec.forced_host is None:
+            available, _unavailable, _services = await HostServices(
+                self.deps.db, self.deps.service_down_time, self.deps.options.default_availability_zone).zones()
+            if spec.availability_zone not in available:  # Nova's check: a zone with an enabled service
+                raise errors.BadRequest("The requested availability zone is not available")
         sysmeta.update(auto_disk_config=spec.auto_disk_config, security_groups=list(spec.security_groups),
                        requested_networks=spec.networks, requested_availability_zone=spec.availability_zone)
         async with self.deps.db.session() as s:

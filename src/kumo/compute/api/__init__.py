@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from kumo.compute.api import (
+    aggregates,
     availability_zones,
     flavor_access,
     flavor_extra_specs,
@@ -41,7 +42,7 @@ from kumo.core.web import service_app
 
 ROUTE_MODULES = [versions, flavors, flavor_extra_specs, flavor_access, keypairs, servers, server_actions,
                  server_metadata, server_tags, instance_actions, server_groups, os_services, hypervisors,
-                 availability_zones, quota_sets, limits, usage, remote_consoles]
+                 availability_zones, aggregates, quota_sets, limits, usage, remote_consoles]
 PUBLIC_PATHS = {"/", VERSION_PREFIX, VERSION_PREFIX + "/"}
 
 

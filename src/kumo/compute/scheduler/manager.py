@@ -8,12 +8,15 @@ and the instance's ``host``/``node``. If another scheduler took the room
 first, the transaction is rolled back, the cache's claims released, the
 hosts re-read and the decision made again (Placement's generation retry).
 
-Host states are re-read from ``compute_nodes`` and the ``nova-compute``
-service rows at most every ``refresh_interval`` (5) seconds, at once when
+Host states are re-read from ``compute_nodes``, the ``nova-compute``
+service rows and the hosts' aggregate zones at most every
+``refresh_interval`` (5) seconds, at once when
 nothing fits (a host may just have registered) and after a lost claim race;
 between reads this process' own claims keep the cache current, and the
 database's conditional UPDATE is what guarantees no overcommit. So a decision
-at 1,000 hosts costs the filters and weighers, not a 1,000-row read.
+at 1,000 hosts costs the filters and weighers, not a 1,000-row read. A
+request for an availability zone re-reads the hosts' zones first (one small
+query), so it is never placed by zones older than the request.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kumo.compute import resources
+from kumo.compute.aggregates import host_zones
 from kumo.compute.context import RequestContext
 from kumo.compute.instances import COMPUTE_BINARY, save_instance
 from kumo.compute.models import ComputeNode, Instance, ServerGroup, ServerGroupMember
@@ -85,6 +89,8 @@ class SchedulerManager:
 
     async def _place(self, spec: RequestSpec, uuids: Sequence[str]) -> list[dict[str, str]]:
         await self._refresh(force=False)
+        if spec.availability_zone:
+            await self._refresh_zones()
         await self._note_hinted_instances(spec.scheduler_hints)
         refreshed_for_miss = False
         for _attempt in range(CLAIM_RETRIES):
@@ -163,10 +169,23 @@ class SchedulerManager:
             await self.cache.refresh(self._load_hosts)
             self._loaded_at = time.monotonic()
 
+    async def _refresh_zones(self) -> None:
+        """Take every cached host's zone from its aggregates as they are now (AvailabilityZoneFilter reads it).
+
+        Under the refresh lock, so a host read that began earlier cannot put older zones back afterwards.
+        """
+        async with self._refreshing:
+            async with self.db.session() as s:
+                zones = await host_zones(s)
+            default = self.options.default_availability_zone
+            for state in self.cache.hosts:
+                state.availability_zone = zones.get(state.host, default)
+
     async def _load_hosts(self) -> list[HostState]:
         n = ComputeNode
         now = utcnow()
         async with self.db.session() as s:
+            zones = await host_zones(s)
             services = {row.host: row for row in (await s.execute(
                 select(ServiceRecord.host, ServiceRecord.disabled, ServiceRecord.forced_down,
                        ServiceRecord.updated_at).where(ServiceRecord.binary == COMPUTE_BINARY)))}
@@ -175,7 +194,7 @@ class SchedulerManager:
                 n.local_gb_used, n.running_vms, n.cpu_allocation_ratio, n.ram_allocation_ratio,
                 n.disk_allocation_ratio, n.hypervisor_type, n.hypervisor_version, n.cpu_info, n.updated_at)
                 .where(n.deleted_at.is_(None)))).all()
-        zone = self.options.default_availability_zone
+        default_zone = self.options.default_availability_zone
         states = []
         for row in nodes:
             service = services.get(row.host)
@@ -183,7 +202,8 @@ class SchedulerManager:
                 (now - service.updated_at).total_seconds() <= self.service_down_time
             cpu_info = row.cpu_info or {}
             states.append(HostState(
-                host=row.host, nodename=row.hypervisor_hostname, availability_zone=zone,
+                host=row.host, nodename=row.hypervisor_hostname,
+                availability_zone=zones.get(row.host, default_zone),
                 enabled=service is not None and not service.disabled, up=up,
                 total_vcpus=row.vcpus, total_memory_mb=row.memory_mb, total_disk_gb=row.local_gb,
                 used_vcpus=row.vcpus_used, used_memory_mb=row.memory_mb_used, used_disk_gb=row.local_gb_used,

@@ -1,8 +1,10 @@
 """Only hosts in the requested availability zone (Nova's ``AvailabilityZoneFilter``).
 
-Without a requested zone every host passes; hosts outside any zone are in
-the default zone ``nova`` (Nova's ``default_availability_zone``), which is
-what ``HostState.availability_zone`` defaults to.
+Without a requested zone every host passes. A host's zone is that of the
+host aggregate(s) it is in (``kumo.compute.aggregates.host_zones``, read by
+the scheduler manager); hosts outside any zone are in the default zone
+``nova`` (Nova's ``default_availability_zone``), which is what
+``HostState.availability_zone`` defaults to.
 """
 
 from __future__ import annotations

@@ -174,7 +174,8 @@ class ComputeManager(MoveOperations):
         """
         spec = instance_spec(row, image=image)
         if spec.config_drive or self.options.force_config_drive:
-            files = InstanceMetadata.from_instance(row).config_drive_files()
+            files = InstanceMetadata.from_instance(
+                row, default_zone=self.options.default_availability_zone).config_drive_files()
             spec = dataclasses.replace(spec, config_drive=True, config_drive_files=files)
         if not self.driver.needs_image_files or self.image_cache is None or not spec.image_id:
             return spec, None

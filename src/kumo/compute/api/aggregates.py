@@ -25,14 +25,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kumo.compute.aggregates import AggregateRecord, AggregateService, not_found
-from kumo.compute.api.common import MAX_BODY, at_least, authorize, deps, require_version
+from kumo.compute.api.common import action_body, at_least, authorize, deps, require_version
 from kumo.compute.api.os_services import Host
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.server_schemas import is_uuid_like
 from kumo.compute.api.validation import Name, detail, invalid, is_printable, parse, parse_body
 from kumo.compute.api.views import nova_time
 from kumo.core import errors
-from kumo.core.web import empty_response, json_response, read_json
+from kumo.core.web import empty_response, json_response
 
 POLICY = "os_compute_api:os-aggregates:%s"
 IMAGES_POLICY = "compute:aggregates:images"
@@ -240,19 +240,11 @@ ACTIONS = {"add_host": _add_host, "remove_host": _remove_host, "set_metadata": _
 
 async def aggregate_action(request: Request) -> Response:
     """One route for the actions; the body's single key picks one (Nova's ``action_peek``)."""
-    try:
-        body = await read_json(request, MAX_BODY)
-    except errors.PayloadTooLarge:
-        raise
-    except errors.BadRequest:
-        raise errors.BadRequest("Malformed request body") from None
-    if not isinstance(body, dict) or len(body) != 1:
-        raise errors.BadRequest("Malformed request body")
-    key = next(iter(body))
+    key, value = await action_body(request)
     handler = ACTIONS.get(key)
     if handler is None:
         raise errors.BadRequest(f"There is no such action: {key}")
-    return await handler(request, body)
+    return await handler(request, {key: value})
 
 
 async def cache_images(request: Request) -> Response:

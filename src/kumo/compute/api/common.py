@@ -29,7 +29,7 @@ from kumo.core import errors
 from kumo.core.auth import AuthContext
 from kumo.core.microversion import APIVersion, negotiate, response_headers
 from kumo.core.policy import Enforcer
-from kumo.core.web import JSONResponse, auth_context
+from kumo.core.web import JSONResponse, auth_context, read_json
 
 SERVICE_TYPE = "compute"
 LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
@@ -210,3 +210,20 @@ def collection_links(request: Request, items: Sequence[Mapping[str, Any]], colle
     params["marker"] = str(items[-1][id_key])
     href = f"{api_root(request)}{VERSION_PREFIX}/{collection}?{urlencode(params)}"
     return [{"rel": "next", "href": href}]
+
+
+async def action_body(request: Request) -> tuple[str, Any]:
+    """``(action, value)`` of an ``/action`` body; Nova's "Malformed request body" unless it is one JSON key.
+
+    Nova's ``action_peek``: the key picks the action before anything is looked up.
+    """
+    try:
+        body = await read_json(request, MAX_BODY)
+    except errors.PayloadTooLarge:
+        raise
+    except errors.BadRequest:
+        raise errors.BadRequest("Malformed request body") from None
+    if not isinstance(body, dict) or len(body) != 1:
+        raise errors.BadRequest("Malformed request body")
+    key = next(iter(body))
+    return key, body[key]

@@ -23,14 +23,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kumo.compute.api.common import MAX_BODY, at_least, authorize, deps, request_context
+from kumo.compute.api.common import action_body, at_least, authorize, deps, request_context
 from kumo.compute.api.remote_consoles import LEGACY_ACTIONS
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.validation import Name, detail, invalid, parse
 from kumo.compute.context import RequestContext
 from kumo.compute.server_actions import InstanceRef, ServerActions, is_expected_locked_by
 from kumo.core import errors
-from kumo.core.web import auth_context, empty_response, json_response, read_json
+from kumo.core.web import auth_context, empty_response, json_response
 
 SERVERS = "os_compute_api:servers:%s"
 REBOOT_TYPES = ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]
@@ -142,20 +142,6 @@ class LockBody(Strict):
 
 class ResetStateBody(Strict):
     reset: ResetState = Field(alias="os-resetState")
-
-
-async def _action_body(request: Request) -> tuple[str, Any]:
-    """``(action, value)``; Nova's "Malformed request body" when it is not one JSON key."""
-    try:
-        body = await read_json(request, MAX_BODY)
-    except errors.PayloadTooLarge:
-        raise
-    except errors.BadRequest:
-        raise errors.BadRequest("Malformed request body") from None
-    if not isinstance(body, dict) or len(body) != 1:
-        raise errors.BadRequest("Malformed request body")
-    key = next(iter(body))
-    return key, body[key]
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -279,7 +265,7 @@ ACTIONS: dict[str, Handler] = {
 
 
 async def server_action(request: Request) -> Response:
-    key, value = await _action_body(request)
+    key, value = await action_body(request)
     handler = ACTIONS.get(key)
     if handler is None:
         raise errors.BadRequest(f"There is no such action: {key}")

@@ -152,3 +152,17 @@ def test_host_facts(tmp_path: Path) -> None:
     assert host_memory_mb(meminfo) == 24000
     info = cpu_info()
     assert {"arch", "model", "vendor", "topology", "features"} <= set(info)
+
+
+def test_console_logs_stay_bounded(tmp_path: Path) -> None:
+    from kumo.compute.virt.qemu.driver import CONSOLE_LOG_KEEP, CONSOLE_LOG_MAX, _trim_console
+
+    log = tmp_path / "console.log"
+    log.write_bytes(b"x" * 100)
+    _trim_console(log)
+    assert log.stat().st_size == 100
+    log.write_bytes(b"a" * CONSOLE_LOG_MAX + b"THE-END")
+    _trim_console(log)
+    data = log.read_bytes()
+    assert len(data) == CONSOLE_LOG_KEEP and data.endswith(b"THE-END")
+    _trim_console(tmp_path / "missing.log")  # a guest that never wrote: nothing to do

@@ -78,6 +78,8 @@ RUN_STATES = {
 }
 SNAPSHOT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
 QUIT_SECONDS = 5.0
+CONSOLE_LOG_MAX = 2 << 20  # virtlogd's default max_size
+CONSOLE_LOG_KEEP = 1 << 20
 
 
 class QemuDriver(VirtDriver):
@@ -547,8 +549,16 @@ class QemuDriver(VirtDriver):
 
     # -- consoles
 
+    async def list_instance_infos(self) -> dict[str, InstanceInfo]:
+        """``get_info`` for every guest; the periodic sync's visit also keeps console logs bounded."""
+        infos = await super().list_instance_infos()
+        for uuid in infos:
+            _trim_console(self._paths(uuid).console_log)
+        return infos
+
     async def get_console_output(self, uuid: str) -> bytes:
         paths, _ = self._existing(uuid)
+        _trim_console(paths.console_log)
         try:
             with paths.console_log.open("rb") as fh:
                 fh.seek(0, os.SEEK_END)
@@ -571,3 +581,26 @@ class QemuDriver(VirtDriver):
 def _keep_drive(spec: InstanceSpec, old: InstanceSpec) -> InstanceSpec:
     """``spec`` with the config drive the guest already has (it was written at spawn, never rewritten)."""
     return replace(spec, config_drive=old.config_drive, config_drive_files={})
+
+
+def _trim_console(path: Path) -> None:
+    """Keep a console log under ``CONSOLE_LOG_MAX`` bytes: its last ``CONSOLE_LOG_KEEP`` bytes stay.
+
+    A guest can write to its serial port without end; libvirt bounds the
+    file with virtlogd's rotation, Kumo trims in place. QEMU appends
+    (``logappend=on`` opens it ``O_APPEND``), so its next write lands at the
+    new end; what it writes between the read and the truncation is lost,
+    which a console log can afford.
+    """
+    try:
+        size = path.stat().st_size
+        if size <= CONSOLE_LOG_MAX:
+            return
+        with path.open("r+b") as fh:
+            fh.seek(size - CONSOLE_LOG_KEEP)
+            tail = fh.read()
+            fh.seek(0)
+            fh.truncate()
+            fh.write(tail)
+    except OSError:
+        return

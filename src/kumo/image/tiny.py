@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kumo.image import tiny_init
+from kumo.image.tiny_kernel import install_kernel
 
 KERNEL_META = "linux-image-amd64"
 BASE_PACKAGES = ("busybox-static", "dropbear-bin")
@@ -239,7 +240,7 @@ def _in_tree(root: Path, rel: str) -> Path:
 
 
 def build_tiny(output_dir: Path, cache_dir: Path, progress: Callable[[str], None] = print) -> TinyImage:
-    """Build ``tiny-vmlinuz`` and ``tiny-initrd.img`` in output_dir (see the module doc)."""
+    """Build ``tiny-vmlinux`` (or ``tiny-vmlinuz``) and ``tiny-initrd.img`` in output_dir (see the module doc)."""
     try:
         return _build(Path(output_dir), Path(cache_dir), progress)
     except OSError as exc:  # unwritable or full directories and the like
@@ -250,7 +251,7 @@ def _build(output_dir: Path, cache_dir: Path, progress: Callable[[str], None]) -
     output_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     apt = _Apt(cache_dir, progress)
-    kernel_out, initrd_out = output_dir / "tiny-vmlinuz", output_dir / "tiny-initrd.img"
+    initrd_out = output_dir / "tiny-initrd.img"
 
     progress("tiny: resolving packages")
     top = apt.show([KERNEL_META, *BASE_PACKAGES])
@@ -288,8 +289,7 @@ def _build(output_dir: Path, cache_dir: Path, progress: Callable[[str], None]) -
                         **{rel: (trees["dropbear-bin"] / rel).read_bytes() for rel in SSH_BINARIES}}
             tiny_init.populate(CpioWriter(gz), binaries, [(name, _read_module(path)) for name, path in modules],
                                f"kernel={kernel.name} {kernel.version}\n")
-        shutil.copyfile(vmlinuz, work / kernel_out.name)
-        os.replace(work / kernel_out.name, kernel_out)
+        kernel_out = install_kernel(vmlinuz, work, output_dir)  # PVH ELF when possible (tiny_kernel.py)
         os.replace(tmp_initrd, initrd_out)
     progress(f"tiny: built {kernel_out} ({kernel_out.stat().st_size // 1024} KiB) and "
              f"{initrd_out} ({initrd_out.stat().st_size // 1024} KiB), kernel {kernel.version}")

@@ -41,7 +41,7 @@ def test_command_line_of_a_plain_guest() -> None:
     flags = pairs(argv)
     assert argv[0] == "/usr/bin/qemu-system-x86_64"
     assert ("-uuid", UUID) in flags and ("-m", "256") in flags and ("-smp", "2") in flags
-    assert ("-machine", "pc,accel=tcg") in flags
+    assert ("-machine", "pc") in flags and ("-accel", "tcg,tb-size=64") in flags
     assert "-nodefaults" in argv and "-cpu" not in argv  # TCG keeps QEMU's default CPU model
     assert ("-mon", "chardev=qmp,mode=control") in flags
     serial = next(v for k, v in flags if k == "-chardev" and v.startswith("socket,id=serial0"))
@@ -53,7 +53,8 @@ def test_command_line_of_a_plain_guest() -> None:
 
 def test_kvm_uses_the_host_cpu_and_vnc_can_be_off() -> None:
     argv = qemu_argv(definition(), PATHS, LaunchOptions(accel="kvm", vnc=False))
-    assert ("-cpu", "host") in pairs(argv) and "-vnc" not in argv and "-vga" not in argv
+    assert ("-cpu", "host") in pairs(argv) and ("-accel", "kvm") in pairs(argv)
+    assert "-vnc" not in argv and "-vga" not in argv
 
 
 def test_direct_kernel_boot_and_extra_disks() -> None:
@@ -96,7 +97,8 @@ def test_image_properties_choose_machine_bus_and_nic_model() -> None:
     props = {"hw_machine_type": "q35", "hw_disk_bus": "sata", "hw_vif_model": "e1000"}
     flags = pairs(qemu_argv(definition(image_properties=props, nics=(NicSpec("p", "fa:16:3e:00:00:01", "t"),)),
                             PATHS, LaunchOptions()))
-    assert ("-machine", "q35,accel=tcg") in flags and ("-device", "ahci,id=ahci0") in flags
+    assert ("-machine", "q35") in flags and ("-device", "ahci,id=ahci0") in flags
+    assert ("-accel", "tcg,tb-size=64") in flags  # a quarter of the 256 MB guest
     assert ("-device", "ide-hd,drive=disk0,bus=ahci0.0,bootindex=0") in flags
     assert ("-device", "e1000,netdev=net0,mac=fa:16:3e:00:00:01,romfile=") in flags
 
@@ -166,3 +168,9 @@ def test_console_logs_stay_bounded(tmp_path: Path) -> None:
     data = log.read_bytes()
     assert len(data) == CONSOLE_LOG_KEEP and data.endswith(b"THE-END")
     _trim_console(tmp_path / "missing.log")  # a guest that never wrote: nothing to do
+
+
+@pytest.mark.parametrize(("memory_mb", "accel"), [(64, "tcg,tb-size=32"), (4096, "tcg,tb-size=512"),
+                                                  (1024, "tcg,tb-size=256")])
+def test_tcg_code_cache_follows_the_guest_size(memory_mb: int, accel: str) -> None:
+    assert ("-accel", accel) in pairs(qemu_argv(definition(memory_mb=memory_mb), PATHS, LaunchOptions()))

@@ -57,17 +57,19 @@ from kumo.identity.service import IdentityService
 from kumo.image.api import create_app as image_app
 from kumo.image.data import ImageData
 from kumo.image.service import ImageService
+from kumo.network.api import create_app as network_app
+from kumo.network.service import Neutron
 
 log = logging.getLogger("kumo.node")
 
 # (service type, catalog name, mount path) of every API a controller serves.
 API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/image"),
-                ("compute", "nova", "/compute")]
+                ("compute", "nova", "/compute"), ("network", "neutron", "/network")]
 # What follows the mount path in a catalog URL (the version clients are pointed at), as devstack registers them.
 CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1"}
 #: Base URL of in-process calls between services (never resolved: the ASGI transport answers).
 IN_PROCESS_URL = "http://kumo.internal"
-PENDING_ROLES = {"network": "network agent", "storage": "storage agents"}
+PENDING_ROLES = {"network": "network agent (the dataplane)", "storage": "storage agents"}
 #: How often a controller looks for instances stuck in BUILD (bounded by the build timeout itself).
 SWEEP_INTERVAL = 30.0
 
@@ -84,6 +86,7 @@ class Node:
     flavors: FlavorService | None = None
     keypairs: KeypairService | None = None
     compute_deps: ComputeDeps | None = None
+    neutron: Neutron | None = None
     image_client: ImageClient | None = None
     _cache_client: ImageClient | None = None
     bootstrap: BootstrapResult | None = None
@@ -124,6 +127,7 @@ class Node:
             await self.identity.start()
             self.images = ImageService(self.db, self.settings)
             self.image_data = ImageData(self.images)
+            self.neutron = Neutron.build(self.db, self.settings.network)
             self.flavors = FlavorService(self.db)
             self.keypairs = KeypairService(self.db)
             self.image_client = ImageClient(f"{IN_PROCESS_URL}/image", transport=_LazyASGITransport(self))
@@ -217,7 +221,7 @@ class Node:
     def asgi_app(self):  # type: ignore[no-untyped-def]
         """The root ASGI app with every API this node serves."""
         assert self.identity is not None and self.images is not None and self.image_data is not None
-        assert self.compute_deps is not None
+        assert self.compute_deps is not None and self.neutron is not None
         if self._app is not None:
             return self._app
         policy = self.policy()
@@ -232,7 +236,8 @@ class Node:
 
         mounts = [("/identity", identity_app(self.identity, policy)),
                   ("/image", image_app(self.images, self.image_data, policy, self.identity.validator)),
-                  ("/compute", compute_app(self.compute_deps, policy, self.identity.validator, project_exists))]
+                  ("/compute", compute_app(self.compute_deps, policy, self.identity.validator, project_exists)),
+                  ("/network", network_app(self.neutron, policy, self.identity.validator))]
 
         async def root(request):  # type: ignore[no-untyped-def]
             return json_response({"name": "kumo", "services": {t: f"{p}" for t, _, p in API_SERVICES}})

@@ -133,6 +133,24 @@ class ComputeOptions(BaseModel):
     force_config_drive: bool = Field(False, description="Attach a config drive to every guest (Nova's option).")
 
 
+class NetworkOptions(BaseModel):
+    """Neutron's ML2 and quota options that Kumo keeps (same names where Neutron has them)."""
+
+    tenant_network_type: str = Field("vxlan", description="Type of networks projects create (vxlan or local).")
+    vni_ranges: str = Field("1:65535", description="VXLAN ids projects' networks get (ML2's vni_ranges).")
+    flat_networks: list[str] = Field(default_factory=lambda: ["public"],
+                                     description="Physical networks flat provider networks may use.")
+    global_physnet_mtu: int = Field(1500, description="MTU of the underlay; VXLAN networks get 50 bytes less.")
+    dns_domain: str = Field("openstacklocal", description="Domain of the DNS names ports get (Neutron's).")
+    quota_network: int = Field(100, description="Default networks per project (-1 = unlimited).")
+    quota_subnet: int = Field(100, description="Default subnets per project.")
+    quota_port: int = Field(500, description="Default ports per project.")
+    quota_router: int = Field(10, description="Default routers per project.")
+    quota_floatingip: int = Field(50, description="Default floating IPs per project.")
+    quota_security_group: int = Field(10, description="Default security groups per project.")
+    quota_security_group_rule: int = Field(100, description="Default security group rules per project.")
+
+
 class ConsoleOptions(BaseModel):
     """Remote consoles (Nova's ``[vnc]``, ``[serial_console]``, ``[consoleauth]``), proxied on each compute node."""
 
@@ -189,6 +207,7 @@ class Settings(BaseSettings):
     identity: IdentityOptions = Field(default_factory=IdentityOptions)
     image: ImageOptions = Field(default_factory=ImageOptions)
     compute: ComputeOptions = Field(default_factory=ComputeOptions)
+    network: NetworkOptions = Field(default_factory=NetworkOptions)
     console: ConsoleOptions = Field(default_factory=ConsoleOptions)
     metadata: MetadataOptions = Field(default_factory=MetadataOptions)
     logging: LoggingOptions = Field(default_factory=LoggingOptions)

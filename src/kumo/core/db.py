@@ -40,7 +40,7 @@ NAMING = {
 }
 
 # Packages whose ``migrations/versions`` folder holds an Alembic branch.
-MIGRATION_PACKAGES = ("kumo.core", "kumo.identity", "kumo.image", "kumo.compute")
+MIGRATION_PACKAGES = ("kumo.core", "kumo.identity", "kumo.image", "kumo.compute", "kumo.network")
 
 
 class Base(DeclarativeBase):
@@ -149,7 +149,9 @@ class Database:
 _IN_SQLITE_TURN: contextvars.ContextVar[bool] = contextvars.ContextVar("kumo_in_sqlite_turn", default=False)
 
 #: MySQL/MariaDB "Deadlock found" and "Lock wait timeout exceeded"; PostgreSQL's deadlock_detected.
-_DEADLOCK_CODES = {1213, 1205}
+# 1213 deadlock, 1205 lock wait timeout, 1305 "SAVEPOINT does not exist": InnoDB rolled the whole
+# transaction back (a deadlock inside a savepoint), so rolling back to the savepoint fails; retry it whole.
+_DEADLOCK_CODES = {1213, 1205, 1305}
 
 
 def is_deadlock(exc: BaseException) -> bool:

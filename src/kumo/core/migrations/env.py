@@ -11,6 +11,7 @@ import kumo.compute.models  # noqa: F401  (registers tables on Base.metadata)
 import kumo.core.models  # noqa: F401
 import kumo.identity.models  # noqa: F401
 import kumo.image.models  # noqa: F401
+import kumo.network.models  # noqa: F401
 from kumo.core.db import Base
 
 config = context.config

@@ -1,0 +1,1 @@
+"""Alembic branch "network": the network_* tables."""

@@ -1,0 +1,33 @@
+"""The network service (Neutron) as its callers see it: one object holding each resource's service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kumo.core.config import NetworkOptions
+from kumo.core.db import Database
+from kumo.network.networks import NetworkService
+from kumo.network.ports import PortService
+from kumo.network.quotas import QuotaService
+from kumo.network.security_groups import SecurityGroupService
+from kumo.network.subnets import SubnetService
+from kumo.network.tags import TagService
+
+
+@dataclass
+class Neutron:
+    networks: NetworkService
+    subnets: SubnetService
+    ports: PortService
+    security_groups: SecurityGroupService
+    quotas: QuotaService
+    tags: TagService
+
+    @classmethod
+    def build(cls, db: Database, options: NetworkOptions) -> Neutron:
+        quotas = QuotaService(db, options)
+        networks = NetworkService(db, options, quotas)
+        groups = SecurityGroupService(db, quotas)
+        return cls(networks=networks, subnets=SubnetService(db, networks),
+                   ports=PortService(db, networks, groups, options.dns_domain), security_groups=groups,
+                   quotas=quotas, tags=TagService(db))

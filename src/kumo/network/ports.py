@@ -5,7 +5,8 @@
 * **Fixed IPs**: with no ``fixed_ips`` a port gets one address of the
   network's first IPv4 subnet with room, one of its first stateful IPv6
   subnet, and its EUI-64 address on every SLAAC subnet; ``fixed_ips`` names
-  subnets and/or addresses instead. Each address is a row keyed by (subnet,
+  subnets and/or addresses instead (SLAAC addresses are still added, as
+  Neutron does, except for router ports and an explicit empty list). Each address is a row keyed by (subnet,
   address): a taken address is 409 IpAddressAlreadyAllocated, a full subnet
   409 IpAddressGenerationFailure, and two concurrent requests can never
   both get one address. The lowest free address is tried first; a request
@@ -184,6 +185,11 @@ class PortService:
             plan += [(sub, str(ipam.eui64(ipaddress.ip_network(sub.cidr), port.mac_address))) for sub in auto]
         else:
             plan = [self._resolve(network.id, subnets, item) for item in requested]
+            if requested and not port.device_owner.startswith("network:router"):
+                # Neutron adds the SLAAC address of every auto-address subnet the request did not name
+                named = {sub.id for sub, _ in plan}
+                plan += [(sub, str(ipam.eui64(ipaddress.ip_network(sub.cidr), port.mac_address))) for sub in subnets
+                         if sub.id not in named and ipam.is_auto_address(sub.ip_version, sub.ipv6_address_mode)]
         for subnet, address in plan:
             await self._insert(s, network.id, port, subnet, address, position, chosen_subnet=requested is not None)
             position += 1

@@ -1,0 +1,74 @@
+"""The network API through the real `openstack` CLI and openstacksdk (no dataplane yet: the API alone).
+
+Related commands share one client process (``kumo.osc_batch``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from e2e_support import KumoProcess, unique
+
+pytestmark = pytest.mark.e2e
+
+
+def test_networks_subnets_ports_and_groups(kumo: KumoProcess) -> None:
+    net, sub, v6, port, group = (unique(x) for x in ("net", "sub", "v6", "port", "sg"))
+    created, subnet, subnet6, made_port, made_group, rule, shown = kumo.osc_batch(
+        ["network", "create", "--tag", "e2e", net],
+        ["subnet", "create", "--network", net, "--subnet-range", "10.42.0.0/24", "--dns-nameserver", "10.42.0.53",
+         "--allocation-pool", "start=10.42.0.10,end=10.42.0.100", sub],
+        ["subnet", "create", "--network", net, "--ip-version", "6", "--subnet-range", "fd00:42::/64",
+         "--ipv6-ra-mode", "slaac", "--ipv6-address-mode", "slaac", v6],
+        ["port", "create", "--network", net, "--fixed-ip", f"subnet={sub},ip-address=10.42.0.50", port],
+        ["security", "group", "create", group],
+        ["security", "group", "rule", "create", group, "--protocol", "tcp", "--dst-port", "22"],
+        ["network", "show", net],
+    )
+    assert created["status"] == "ACTIVE" and created["provider:network_type"] == "vxlan" and created["mtu"] == 1450
+    assert subnet["gateway_ip"] == "10.42.0.1" and subnet["allocation_pools"] == [
+        {"start": "10.42.0.10", "end": "10.42.0.100"}]
+    assert subnet6["gateway_ip"] == "fd00:42::"
+    addresses = {ip["ip_address"] for ip in made_port["fixed_ips"]}
+    assert "10.42.0.50" in addresses and any(a.startswith("fd00:42::") for a in addresses)
+    assert rule["port_range_min"] == 22 and rule["remote_ip_prefix"] == "0.0.0.0/0"
+    assert set(shown["subnets"]) == {subnet["id"], subnet6["id"]} and shown["tags"] == ["e2e"]
+
+    ports = kumo.osc("port", "list", "--network", net)
+    assert [p["Name"] for p in ports] == [port]
+    networks = kumo.osc("network", "list", "--tags", "e2e")
+    assert net in [n["Name"] for n in networks]
+
+    taken = kumo.osc("port", "create", "--network", net, "--fixed-ip", f"subnet={sub},ip-address=10.42.0.50",
+                     unique("dup"), check=False)
+    assert taken.returncode != 0 and "IP address 10.42.0.50 already allocated" in taken.stderr
+    in_use = kumo.osc("network", "delete", net, check=False)
+    assert in_use.returncode != 0
+    for args, message in (
+            (["--subnet-range", "10.43.0.0/24", "--gateway", "10.44.0.1"], "outside the subnet"),
+            (["--subnet-range", "10.43.0.0/24", "--allocation-pool", "start=10.43.0.10,end=10.43.0.20",
+              "--allocation-pool", "start=10.43.0.15,end=10.43.0.30"], "Found overlapping allocation pools"),
+            (["--subnet-range", "10.43.0.0/40"], "is not in a CIDR format")):
+        bad = kumo.osc("subnet", "create", "--network", net, *args, unique("bad"), check=False)
+        assert bad.returncode != 0 and message in bad.stderr, bad
+    kumo.osc_batch(["port", "delete", port], ["security", "group", "delete", group], ["subnet", "delete", sub],
+                   ["subnet", "delete", v6], ["network", "delete", net])
+    assert net not in [n["Name"] for n in kumo.osc("network", "list")]
+
+
+def test_sdk_network_round_trip(conn: Any) -> None:
+    network = conn.network.create_network(name=unique("sdk-net"))
+    subnet = conn.network.create_subnet(network_id=network.id, ip_version=4, cidr="10.77.0.0/28")
+    ports = [conn.network.create_port(network_id=network.id) for _ in range(3)]
+    assert sorted(p.fixed_ips[0]["ip_address"] for p in ports) == ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
+    assert conn.network.find_network(network.name).id == network.id
+    found = list(conn.network.ports(network_id=network.id, limit=2))  # the SDK follows the next links
+    assert len(found) == 3
+    assert conn.network.get_quota(conn.current_project_id).networks == 100
+    for port in ports:
+        conn.network.delete_port(port)
+    conn.network.delete_subnet(subnet)
+    conn.network.delete_network(network)
+    assert conn.network.find_network(network.name) is None

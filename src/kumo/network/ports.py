@@ -155,15 +155,20 @@ class PortService:
 
     @staticmethod
     async def _mac(s: AsyncSession, network_id: str, wanted: str | None) -> str:
-        taken = set(await s.scalars(select(Port.mac_address).where(Port.network_id == network_id)))
+        """A MAC unique on the network: the wanted one if free, else a random one (one indexed lookup each)."""
+
+        async def taken(mac: str) -> bool:
+            return await s.scalar(select(Port.id).where(Port.network_id == network_id, Port.mac_address == mac)
+                                  .limit(1)) is not None
+
         if wanted:
-            if wanted.lower() in taken:
+            if await taken(wanted.lower()):
                 raise Conflict(f"Unable to complete operation for network {network_id}. The mac address {wanted} "
                                "is in use.", "MacAddressInUse")
             return wanted.lower()
         for _ in range(16):
             mac = random_mac()
-            if mac not in taken:
+            if not await taken(mac):
                 return mac
         raise Conflict(f"Unable to generate unique mac on network {network_id}.", "MacAddressGenerationFailure")
 
@@ -175,14 +180,15 @@ class PortService:
                                        .order_by(Subnet.created_at, Subnet.id)))
         position = 0
         if requested is None:
-            plan: list[tuple[Subnet, str | None]] = []
             v4 = [sub for sub in subnets if sub.ip_version == 4]
             stateful = [sub for sub in subnets if sub.ip_version == 6 and not ipam.is_auto_address(6, sub.ipv6_address_mode)]
-            auto = [sub for sub in subnets if ipam.is_auto_address(sub.ip_version, sub.ipv6_address_mode)]
-            for group in (v4, stateful):
+            for group in (v4, stateful):  # one address from the first subnet of each family with room
                 if group:
-                    plan.append((await self._first_with_room(s, network.id, group), None))
-            plan += [(sub, str(ipam.eui64(ipaddress.ip_network(sub.cidr), port.mac_address))) for sub in auto]
+                    await self._first_with_room(s, network.id, port, group, position)
+                    position += 1
+            plan: list[tuple[Subnet, str | None]] = [
+                (sub, str(ipam.eui64(ipaddress.ip_network(sub.cidr), port.mac_address))) for sub in subnets
+                if ipam.is_auto_address(sub.ip_version, sub.ipv6_address_mode)]
         else:
             plan = [self._resolve(network.id, subnets, item) for item in requested]
             if requested and not port.device_owner.startswith("network:router"):
@@ -194,13 +200,16 @@ class PortService:
             await self._insert(s, network.id, port, subnet, address, position, chosen_subnet=requested is not None)
             position += 1
 
-    async def _first_with_room(self, s: AsyncSession, network_id: str, subnets: list[Subnet]) -> Subnet:
+    async def _first_with_room(self, s: AsyncSession, network_id: str, port: Port, subnets: list[Subnet],
+                               position: int) -> None:
+        """An address from the first of ``subnets`` that has one free (Neutron tries the subnets in turn)."""
         for subnet in subnets:
-            taken = set(await s.scalars(select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet.id)))
-            if subnet.gateway_ip:
-                taken.add(subnet.gateway_ip)
-            if next(ipam.candidates(_pools(subnet), taken), None) is not None:
-                return subnet
+            try:
+                await self._insert(s, network_id, port, subnet, None, position, chosen_subnet=False)
+                return
+            except Conflict as exc:
+                if exc.neutron_type != "IpAddressGenerationFailure":
+                    raise
         raise Conflict(f"No more IP addresses available on network {network_id}.", "IpAddressGenerationFailure")
 
     @staticmethod

@@ -72,3 +72,29 @@ def test_sdk_network_round_trip(conn: Any) -> None:
     conn.network.delete_subnet(subnet)
     conn.network.delete_network(network)
     assert conn.network.find_network(network.name) is None
+
+
+def test_routers_and_floating_ips(kumo: KumoProcess) -> None:
+    ext, ext_sub, net, sub, router = (unique(x) for x in ("ext", "extsub", "net", "sub", "router"))
+    _, _, _, _, _, set_out, added, fip, shown = kumo.osc_batch(
+        ["network", "create", "--external", ext],
+        ["subnet", "create", "--network", ext, "--subnet-range", "172.31.0.0/24", "--no-dhcp", ext_sub],
+        ["network", "create", net],
+        ["subnet", "create", "--network", net, "--subnet-range", "10.61.0.0/24", sub],
+        ["router", "create", router],
+        ["router", "set", "--external-gateway", ext, router],
+        ["router", "add", "subnet", router, sub],
+        ["floating", "ip", "create", ext],
+        ["router", "show", router],
+    )
+    gateway = shown["external_gateway_info"]
+    assert gateway["network_id"] and gateway["enable_snat"] is True
+    assert gateway["external_fixed_ips"][0]["ip_address"].startswith("172.31.0.")
+    assert shown["interfaces_info"] and shown["interfaces_info"][0]["ip_address"] == "10.61.0.1"
+    assert fip["floating_ip_address"].startswith("172.31.0.") and fip["port_id"] is None
+    in_use = kumo.osc("router", "delete", router, check=False)
+    assert in_use.returncode != 0
+    kumo.osc_batch(["floating", "ip", "delete", fip["id"]], ["router", "remove", "subnet", router, sub],
+                   ["router", "unset", "--external-gateway", router], ["router", "delete", router],
+                   ["subnet", "delete", sub], ["network", "delete", net], ["subnet", "delete", ext_sub],
+                   ["network", "delete", ext])

@@ -71,6 +71,14 @@ class NotFound(NeutronError, errors.NotFound):
         super().__init__(NOT_FOUND.get(kind, kind + " {} could not be found.").format(ident))
 
 
+class Missing(NeutronError, errors.NotFound):
+    """A 404 with its own type and message (RouterInterfaceNotFoundForSubnet ...)."""
+
+    def __init__(self, message: str, neutron_type: str) -> None:
+        self.neutron_type = neutron_type
+        super().__init__(message)
+
+
 class HTTPNotFound(NeutronError, errors.NotFound):
     """What a change to a resource the caller cannot even see answers (Neutron hides that it exists)."""
 

@@ -180,3 +180,40 @@ class Quota(Base):
     project_id: Mapped[str] = mapped_column(PROJECT, primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class Router(StandardAttrs, Base):
+    """A router; its interfaces and gateway are ports whose ``device_id`` is the router (as Neutron's)."""
+
+    __tablename__ = "network_routers"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(PROJECT, index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    gw_port_id: Mapped[str | None] = mapped_column(ID, ForeignKey("network_ports.id", ondelete="SET NULL"),
+                                                   nullable=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    availability_zone_hints: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class FloatingIP(StandardAttrs, Base):
+    """A floating IP: an address of an external network (held by its own port), maybe mapped to a fixed IP."""
+
+    __tablename__ = "network_floating_ips"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(PROJECT, index=True)
+    floating_network_id: Mapped[str] = mapped_column(ID, ForeignKey("network_networks.id"), index=True)
+    floating_port_id: Mapped[str] = mapped_column(ID, ForeignKey("network_ports.id", ondelete="CASCADE"),
+                                                  unique=True)
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    fixed_port_id: Mapped[str | None] = mapped_column(ID, ForeignKey("network_ports.id", ondelete="SET NULL"),
+                                                      nullable=True, index=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(ID, ForeignKey("network_routers.id"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+
+    __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address"),)

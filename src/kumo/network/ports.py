@@ -26,7 +26,7 @@ import random
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,11 +34,13 @@ from kumo.core.db import Database
 from kumo.network import ipam
 from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
 from kumo.network.errors import Conflict, Invalid, InvalidInput, NotFound, PolicyNotAuthorized, RetryTransaction
-from kumo.network.models import IPAllocation, Network, Port, PortSecurityGroup, SecurityGroup, Subnet
+from kumo.network.models import FloatingIP, IPAllocation, Network, Port, PortSecurityGroup, SecurityGroup, Subnet
 from kumo.network.networks import NetworkService
 from kumo.network.security_groups import SecurityGroupService
 
 MAC_PREFIX = "fa:16:3e"
+#: Ports that routers and floating IPs own: only their owner removes them (Neutron's L3 port check).
+OWNED_BY_L3 = ("network:router_interface", "network:router_gateway", "network:floatingip")
 #: How many free addresses a port picks its own from at random (Neutron's IPAM uses up to 1000).
 CANDIDATE_WINDOW = 64
 ADMIN_ATTRS = ("binding:host_id", "binding:profile", "mac_address")
@@ -107,23 +109,29 @@ class PortService:
             if not owner and not network.shared:
                 raise PolicyNotAuthorized("rule:create_port")
             self._check_privileged(caller, values, owner)
-            row = Port(id=str(uuid.uuid4()), project_id=project, network_id=network.id, name=values.get("name", ""),
-                       description=values.get("description", ""), admin_state_up=values.get("admin_state_up", True),
-                       device_id=values.get("device_id", ""), device_owner=values.get("device_owner", ""),
-                       status="DOWN", dns_name=values.get("dns_name", ""),
-                       port_security_enabled=values.get("port_security_enabled", network.port_security_enabled),
-                       allowed_address_pairs=values.get("allowed_address_pairs") or [],
-                       extra_dhcp_opts=values.get("extra_dhcp_opts") or [])
-            await self.networks.quotas.check(s, row.project_id, "port")
-            self._bind(row, values)
-            row.mac_address = await self._mac(s, network.id, values.get("mac_address"))
-            s.add(row)
-            await s.flush()
-            await self._allocate(s, network, row, values.get("fixed_ips"))
-            await self._set_groups(s, caller, row, values.get("security_groups"), create=True,
-                                   default_group=default_group)
-            await s.flush()
+            await self.networks.quotas.check(s, project, "port")
+            row = await self.create_in(s, caller, network, project, values, default_group=default_group)
             return (await self._views(s, [row], caller))[0]
+
+    async def create_in(self, s: AsyncSession, caller: Caller, network: Network, project: str,
+                        values: dict[str, Any], *, default_group: str | None = None) -> Port:
+        """Make a port inside the caller's transaction, no policy asked (routers and floating IPs use it)."""
+        row = Port(id=str(uuid.uuid4()), project_id=project, network_id=network.id, name=values.get("name", ""),
+                   description=values.get("description", ""), admin_state_up=values.get("admin_state_up", True),
+                   device_id=values.get("device_id", ""), device_owner=values.get("device_owner", ""),
+                   status="DOWN", dns_name=values.get("dns_name", ""),
+                   port_security_enabled=values.get("port_security_enabled", network.port_security_enabled),
+                   allowed_address_pairs=values.get("allowed_address_pairs") or [],
+                   extra_dhcp_opts=values.get("extra_dhcp_opts") or [])
+        self._bind(row, values)
+        row.mac_address = await self._mac(s, network.id, values.get("mac_address"))
+        s.add(row)
+        await s.flush()
+        await self._allocate(s, network, row, values.get("fixed_ips"))
+        await self._set_groups(s, caller, row, values.get("security_groups"), create=True,
+                               default_group=default_group)
+        await s.flush()
+        return row
 
     @staticmethod
     def _check_privileged(caller: Caller, values: dict[str, Any], network_owner: bool, action: str = "create_port"
@@ -326,6 +334,11 @@ class PortService:
     async def delete(self, caller: Caller, port_id: str) -> None:
         async with self.db.session() as s:
             row = await self.visible(s, caller, port_id)
+            if row.device_owner in OWNED_BY_L3:
+                raise Conflict(f"Port {port_id} cannot be deleted directly via the port API: has device owner "
+                               f"{row.device_owner}.", "ServicePortInUse")
+            await s.execute(update(FloatingIP).where(FloatingIP.fixed_port_id == port_id).values(
+                fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))  # as Neutron disassociates
             await drop_tags(s, "ports", port_id)
             await s.delete(row)
 

@@ -2,8 +2,6 @@
 
 A create checks ``used + 1 <= limit`` in the transaction that inserts the
 row (Neutron's quota engine without reservations); -1 is unlimited.
-Routers and floating IPs have limits already (Neutron lists them) and count
-zero until those resources exist.
 """
 
 from __future__ import annotations
@@ -16,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kumo.core.config import NetworkOptions
 from kumo.core.db import Database
 from kumo.network.errors import BadRequest, OverQuota
-from kumo.network.models import Network, Port, Quota, SecurityGroup, SecurityGroupRule, Subnet
+from kumo.network.models import FloatingIP, Network, Port, Quota, Router, SecurityGroup, SecurityGroupRule, Subnet
 
 COUNTED: dict[str, Any] = {"network": Network, "subnet": Subnet, "port": Port, "security_group": SecurityGroup,
-                           "security_group_rule": SecurityGroupRule}
+                           "security_group_rule": SecurityGroupRule, "router": Router, "floatingip": FloatingIP}
 RESOURCES = ("network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule")
 
 

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from kumo.core.config import NetworkOptions
 from kumo.core.db import Database
+from kumo.network.floating_ips import FloatingIPService
 from kumo.network.networks import NetworkService
 from kumo.network.ports import PortService
 from kumo.network.quotas import QuotaService
+from kumo.network.routers import RouterService
 from kumo.network.security_groups import SecurityGroupService
 from kumo.network.subnets import SubnetService
 from kumo.network.tags import TagService
@@ -22,12 +24,15 @@ class Neutron:
     security_groups: SecurityGroupService
     quotas: QuotaService
     tags: TagService
+    routers: RouterService
+    floating_ips: FloatingIPService
 
     @classmethod
     def build(cls, db: Database, options: NetworkOptions) -> Neutron:
         quotas = QuotaService(db, options)
         networks = NetworkService(db, options, quotas)
         groups = SecurityGroupService(db, quotas)
-        return cls(networks=networks, subnets=SubnetService(db, networks),
-                   ports=PortService(db, networks, groups, options.dns_domain), security_groups=groups,
-                   quotas=quotas, tags=TagService(db))
+        ports = PortService(db, networks, groups, options.dns_domain)
+        return cls(networks=networks, subnets=SubnetService(db, networks), ports=ports, security_groups=groups,
+                   quotas=quotas, tags=TagService(db), routers=RouterService(db, networks, ports),
+                   floating_ips=FloatingIPService(db, networks, ports))

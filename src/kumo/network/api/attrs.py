@@ -145,3 +145,26 @@ SECURITY_GROUP_RULE = Resource("security_group_rule", "security_group_rules", "S
     "remote_address_group_id": Attr(post=True, default=None), "normalized_cidr": READ_ONLY,
     "belongs_to_default_sg": Attr(filter=to_bool),
 })
+
+ROUTER = Resource("router", "routers", "Router", {
+    **STANDARD, "name": NAME,
+    "admin_state_up": Attr(post=True, put=True, default=True, **BOOL),
+    "status": READ_ONLY,
+    "external_gateway_info": Attr(post=True, put=True, filterable=False),
+    "routes": Attr(post=True, put=True, filterable=False),
+    "availability_zone_hints": Attr(post=True, convert=list_of(string(255)), filterable=False),
+    "availability_zones": Attr(filterable=False), "flavor_id": READ_ONLY,
+    "distributed": READ_ONLY, "ha": READ_ONLY,
+})
+
+FLOATINGIP = Resource("floatingip", "floatingips", "FloatingIP", {
+    **STANDARD,
+    "floating_network_id": Attr(post=True, required=True, convert=uuid_like),
+    "floating_ip_address": Attr(post=True, policy=True, convert=string(64)),
+    "subnet_id": Attr(post=True, convert=nullable(uuid_like)),
+    "port_id": Attr(post=True, put=True, convert=nullable(uuid_like)),
+    "fixed_ip_address": Attr(post=True, put=True, convert=nullable(string(64))),
+    "router_id": READ_ONLY, "status": READ_ONLY, "port_details": Attr(filterable=False),
+    "port_forwardings": Attr(filterable=False), "dns_name": READ_ONLY, "dns_domain": READ_ONLY,
+    "qos_policy_id": READ_ONLY,
+})

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
+
+from kumo.core.web import json_response
+from kumo.network.api.common import authorize, body, neutron
+from kumo.network.api.crud import DEADLOCK_RETRIES, retry_deadlocks
+from kumo.network.errors import BadRequest
 
 from kumo.network.api import attrs
 from kumo.network.api.crud import Collection, routes as crud_routes
@@ -29,6 +36,8 @@ COLLECTIONS = [
     standard(attrs.SUBNET, "/v2.0/subnets", "subnets"),
     standard(attrs.PORT, "/v2.0/ports", "ports"),
     standard(attrs.SECURITY_GROUP, "/v2.0/security-groups", "security_groups"),
+    standard(attrs.ROUTER, "/v2.0/routers", "routers"),
+    standard(attrs.FLOATINGIP, "/v2.0/floatingips", "floating_ips"),
     Collection(attrs.SECURITY_GROUP_RULE, "/v2.0/security-group-rules",  # rules cannot be updated (Neutron)
                list=lambda n, who: n.security_groups.list_rules(who),
                get=lambda n, who, i: n.security_groups.get_rule(who, i),
@@ -39,7 +48,30 @@ COLLECTIONS = [
 #: Neutron's pecan router also answers the underscore spellings of the dashed collections.
 ALIASES = {"/v2.0/security-groups": "/v2.0/security_groups", "/v2.0/security-group-rules": "/v2.0/security_group_rules"}
 
-routes: list[Route] = []
+async def _router_interface(request: Request, add: bool) -> Response:
+    """``PUT /v2.0/routers/{id}/add_router_interface`` (and remove): a bare body in, a bare body out."""
+    who = await authorize(request, "add_router_interface" if add else "remove_router_interface")
+    data = await body(request)
+    if not isinstance(data, dict):
+        raise BadRequest("Body contains invalid data")
+    routers = neutron(request).routers
+    act = routers.add_interface if add else routers.remove_interface
+    return json_response(await retry_deadlocks(lambda: act(who, request.path_params["id"], data),
+                                               attempts=DEADLOCK_RETRIES))
+
+
+async def add_router_interface(request: Request) -> Response:
+    return await _router_interface(request, True)
+
+
+async def remove_router_interface(request: Request) -> Response:
+    return await _router_interface(request, False)
+
+
+routes: list[Route] = [
+    Route("/v2.0/routers/{id}/add_router_interface", add_router_interface, methods=["PUT"]),
+    Route("/v2.0/routers/{id}/remove_router_interface", remove_router_interface, methods=["PUT"]),
+]
 for _collection in COLLECTIONS:
     routes += crud_routes(_collection)
     if _collection.path in ALIASES:

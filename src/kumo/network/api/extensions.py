@@ -1,5 +1,5 @@
 """``/v2.0/extensions``: what this Neutron really supports (clients branch on these aliases, so none is claimed
-that is not implemented: no ``external-gateway-multihoming``, no ``router`` until routers exist)."""
+that is not implemented: no ``external-gateway-multihoming``, which makes the CLI use another gateway API)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ EXTENSIONS = {
     "binding": ("Port Binding", "Expose port bindings of a virtual port to external application"),
     "external-net": ("Neutron external network", "Adds external network attribute to network resource."),
     "extra_dhcp_opt": ("Neutron Extra DHCP options", "Extra options configuration for DHCP."),
+    "ext-gw-mode": ("Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for "
+                    "specifying whether SNAT should occur on the external gateway"),
+    "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
+    "fip-port-details": ("Floating IP Port Details Extension", "Add port_details attribute to Floating IP "
+                         "resource"),
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "net-mtu-writable": ("Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
@@ -27,6 +32,8 @@ EXTENSIONS = {
     "project-id": ("project_id field enabled", "Extension that indicates that project_id field is enabled."),
     "provider": ("Provider Network", "Expose mapping of virtual networks to physical networks"),
     "quotas": ("Quota management support", "Expose functions for quotas management per project"),
+    "router": ("Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and "
+               "access to external networks via a NAT gateway."),
     "quota_details": ("Quota details management support", "Expose functions for quotas usage statistics per "
                       "project"),
     "security-group": ("security-group", "The security groups extension."),

@@ -23,6 +23,8 @@ TAGGED: dict[str, tuple[str, Getter]] = {
     "subnets": ("subnet", lambda n, who, i: n.subnets.get(who, i)),
     "ports": ("port", lambda n, who, i: n.ports.get(who, i)),
     "security-groups": ("security_group", lambda n, who, i: n.security_groups.get(who, i)),
+    "routers": ("router", lambda n, who, i: n.routers.get(who, i)),
+    "floatingips": ("floatingip", lambda n, who, i: n.floating_ips.get(who, i)),
 }
 
 

@@ -86,7 +86,7 @@ def test_restart_keeps_data_and_bootstraps_once(tmp_path: Path) -> None:
         assert [n for _, n in after["users"]].count("admin") == 1
         assert sorted(n for _, n in after["roles"]) == ["admin", "member", "reader", "service"]
         assert sorted(n for _, n in after["projects"]) == sorted(["admin", "service", project])
-        assert len(after["endpoints"]) == 3 * 3  # identity, image and compute, public/internal/admin each
+        assert len(after["endpoints"]) == 4 * 3  # identity, image, compute, network; public/internal/admin each
     finally:
         if kumo.proc is not None:
             code = kumo.stop()

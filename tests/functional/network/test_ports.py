@@ -139,3 +139,16 @@ async def test_port_security_and_groups(net: NetEnv) -> None:
     await net.call(alice, "PUT", f"/ports/{p['id']}", json={"port": {"security_groups": [],
                                                                      "port_security_enabled": False}})
     await net.call(alice, "DELETE", f"/security-groups/{mine['id']}", expect=204)
+
+
+async def test_ports_filtered_by_fixed_ip(net: NetEnv) -> None:
+    alice = await net.user("alice")
+    n = await net.network(alice)
+    sub = await net.subnet(alice, n["id"])
+    first = (await net.port(alice, n["id"]))["port"]
+    await net.port(alice, n["id"])
+    r = await net.call(alice, "GET", "/ports", params={"fixed_ips": "ip_address=10.0.0.2"})
+    assert [p["id"] for p in r.json()["ports"]] == [first["id"]]
+    r = await net.call(alice, "GET", "/ports", params={"fixed_ips": f"subnet_id={sub['id']}"})
+    assert len(r.json()["ports"]) == 2
+    await net.call(alice, "GET", "/ports", params={"fixed_ips": "nonsense"}, expect=400)

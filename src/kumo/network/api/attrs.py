@@ -39,6 +39,14 @@ def fixed_ips(value: Any) -> list[dict[str, str]]:
     return out
 
 
+def fixed_ip_filter(value: str) -> dict[str, str]:
+    """``?fixed_ips=ip_address=10.0.0.5`` (or ``subnet_id=...``), as the CLI's ``port list --fixed-ip`` sends."""
+    key, sep, wanted = value.partition("=")
+    if not sep or key not in ("ip_address", "subnet_id"):
+        raise ValueError(f"'{value}' is not a valid fixed IP filter")
+    return {key: wanted}
+
+
 def address_pairs(value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list):
         raise ValueError(f"'{value}' is not a list")
@@ -110,7 +118,7 @@ PORT = Resource("port", "ports", "Port", {
     "network_id": Attr(post=True, required=True, convert=uuid_like),
     "admin_state_up": Attr(post=True, put=True, default=True, **BOOL),
     "mac_address": Attr(post=True, put=True, convert=mac),
-    "fixed_ips": Attr(post=True, put=True, convert=fixed_ips),
+    "fixed_ips": Attr(post=True, put=True, convert=fixed_ips, filter=fixed_ip_filter),
     "device_id": Attr(post=True, put=True, convert=string(255)),
     "device_owner": Attr(post=True, put=True, convert=string(255)),
     "status": READ_ONLY,

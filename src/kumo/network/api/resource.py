@@ -224,7 +224,12 @@ def _matches(item: Mapping[str, Any], filters: Mapping[str, list[Any]]) -> bool:
         if key not in item:
             continue  # filters on attributes a view leaves out (handled by the service) match everything
         value = item[key]
-        if isinstance(value, list):
+        if isinstance(value, list) and any(isinstance(w, dict) for w in wanted):
+            # fixed_ips=ip_address=10.0.0.5: an element holding every given key/value matches
+            if not any(isinstance(w, dict) and any(isinstance(v, dict) and w.items() <= v.items() for v in value)
+                       for w in wanted):
+                return False
+        elif isinstance(value, list):
             if not any(w in value or str(w) in map(str, value) for w in wanted):
                 return False
         elif value not in wanted and str(value) not in map(str, wanted):

@@ -29,7 +29,7 @@ from kumo.compute.api.common import action_body, at_least, authorize, deps, requ
 from kumo.compute.api.os_services import Host
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.server_schemas import is_uuid_like
-from kumo.compute.api.validation import Name, detail, invalid, is_printable, parse, parse_body
+from kumo.compute.api.validation import Name, detail, invalid, is_printable, parse, parse_body, show_value
 from kumo.compute.api.views import nova_time
 from kumo.core import errors
 from kumo.core.web import empty_response, json_response
@@ -41,10 +41,6 @@ _METADATA_KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 # ----------------------------------------------------------------------------- request bodies
 
-def _show(value: Any) -> str:
-    return f"'{value}'" if isinstance(value, str) else repr(value)
-
-
 def _zone(value: Any) -> str | None:
     """``oneOf: [az_name, null]``: 1-255 printable characters but ``:``, no whitespace at either end."""
     if value is None:
@@ -52,14 +48,14 @@ def _zone(value: Any) -> str | None:
     ok = (isinstance(value, str) and 1 <= len(value) <= 255 and ":" not in value
           and all(is_printable(c) for c in value) and not value[0].isspace() and not value[-1].isspace())
     if not ok:
-        raise invalid(f"{_show(value)} is not valid under any of the given schemas")
+        raise invalid(f"{show_value(value)} is not valid under any of the given schemas")
     return str(value)
 
 
 def _spaced_name(value: Any) -> str:
     """``name_with_leading_trailing_spaces``: printable, at least one non-space; stripped afterwards."""
     if not isinstance(value, str):
-        raise invalid(f"{_show(value)} is not of type 'string'")
+        raise invalid(f"{show_value(value)} is not of type 'string'")
     if not value.strip() or not all(is_printable(c) for c in value):
         raise detail("An invalid 'name' value was provided. The name must be: printable characters with at "
                      "least one non space character")
@@ -71,12 +67,12 @@ def _spaced_name(value: Any) -> str:
 def _metadata_with_null(value: Any) -> dict[str, str | None]:
     """``parameter_types.metadata_with_null``: keys ``[a-zA-Z0-9-_:. ]{1,255}``, values strings (<= 255) or null."""
     if not isinstance(value, dict):
-        raise invalid(f"{_show(value)} is not of type 'object'")
+        raise invalid(f"{show_value(value)} is not of type 'object'")
     for key, item in value.items():
         if not 1 <= len(key) <= 255 or not set(key) <= _METADATA_KEY_CHARS:
             raise detail(f"Additional properties are not allowed ('{key}' was unexpected)")
         if item is not None and not isinstance(item, str):
-            raise detail(f"Invalid input for field/attribute {key}. Value: {item}. {_show(item)} is not of type "
+            raise detail(f"Invalid input for field/attribute {key}. Value: {item}. {show_value(item)} is not of type "
                          "'string', 'null'")
         if isinstance(item, str) and len(item) > 255:
             raise detail(f"Invalid input for field/attribute {key}. Value: {item}. '{item}' is too long")
@@ -126,7 +122,7 @@ class SetMetadataBody(Strict):
 
 def _image_id(value: Any) -> str:
     if not isinstance(value, str):
-        raise invalid(f"{_show(value)} is not of type 'string'")
+        raise invalid(f"{show_value(value)} is not of type 'string'")
     if not is_uuid_like(value):
         raise invalid(f"'{value}' is not a 'uuid'")
     return value

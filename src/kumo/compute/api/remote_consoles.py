@@ -13,13 +13,17 @@ from 2.6 those actions are gone (404), as in Nova.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, create_model
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from kumo.compute.api.common import MAX_BODY, at_least, authorize, deps, request_context
+from kumo.compute.api.schemas import Strict
+from kumo.compute.api.validation import one_of, parse
 from kumo.compute.consoles import find_token
 from kumo.compute.server_actions import ServerActions
 from kumo.core import errors
@@ -36,41 +40,28 @@ SERVED = {("vnc", "novnc"), ("serial", "serial")}
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
 
-def _enums(request: Request) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    protocols, types = PROTOCOLS, TYPES
-    if at_least(request, "2.8"):
-        protocols, types = (*protocols, "mks"), (*types, "webmks")
-    if at_least(request, "2.99"):
-        types = (*types, "spice-direct")
-    return protocols, types
+def _remote_console_body(protocols: tuple[str, ...], types: tuple[str, ...]) -> type[Strict]:
+    """Nova's ``remote_consoles.create`` schema for one microversion range (the enums grow with 2.8 and 2.99)."""
+
+    class RemoteConsole(Strict):
+        protocol: Annotated[str, one_of(list(protocols))]
+        type: Annotated[str, one_of(list(types))]
+
+    class Body(Strict):
+        remote_console: RemoteConsole
+
+    return Body
+
+
+BODY_26 = _remote_console_body(PROTOCOLS, TYPES)
+BODY_28 = _remote_console_body((*PROTOCOLS, "mks"), (*TYPES, "webmks"))
+BODY_299 = _remote_console_body((*PROTOCOLS, "mks"), (*TYPES, "webmks", "spice-direct"))
 
 
 def _parse(request: Request, body: Any) -> tuple[str, str]:
-    """Nova's ``remote_consoles.create`` schema, word for word where it fails."""
-    if not isinstance(body, dict) or set(body) != {"remote_console"}:
-        if isinstance(body, dict) and "remote_console" not in body:
-            raise errors.BadRequest("Invalid input for field/attribute body. Value: "
-                                    f"{body}. 'remote_console' is a required property")
-        raise errors.BadRequest("Invalid input for field/attribute body. Additional properties are not allowed")
-    console = body["remote_console"]
-    if not isinstance(console, dict):
-        raise errors.BadRequest(f"Invalid input for field/attribute remote_console. Value: {console}. "
-                                f"{console!r} is not of type 'object'")
-    for key in ("protocol", "type"):
-        if key not in console:
-            raise errors.BadRequest(f"Invalid input for field/attribute remote_console. Value: {console}. "
-                                    f"'{key}' is a required property")
-    extra = set(console) - {"protocol", "type"}
-    if extra:
-        raise errors.BadRequest(f"Invalid input for field/attribute remote_console. Value: {console}. "
-                                f"Additional properties are not allowed ({', '.join(map(repr, sorted(extra)))} "
-                                "were unexpected)")
-    protocols, types = _enums(request)
-    for key, allowed in (("protocol", protocols), ("type", types)):
-        if console[key] not in allowed:
-            raise errors.BadRequest(f"Invalid input for field/attribute {key}. Value: {console[key]}. "
-                                    f"{console[key]!r} is not one of {list(allowed)}")
-    return str(console["protocol"]), str(console["type"])
+    model = BODY_299 if at_least(request, "2.99") else BODY_28 if at_least(request, "2.8") else BODY_26
+    console = parse(model, body).remote_console  # type: ignore[attr-defined]
+    return str(console.protocol), str(console.type)
 
 
 async def _console_url(request: Request, console_type: str, *, legacy: bool) -> str:
@@ -97,16 +88,15 @@ async def create_remote_console(request: Request) -> Response:
 def _legacy(action: str, allowed: tuple[str, ...], served: tuple[str, ...]) -> Handler:
     """``os-getVNCConsole`` and friends: 2.1-2.5 only; ``{"console": {"type", "url"}}``."""
 
+    class Console(Strict):
+        type: Annotated[str, one_of(list(allowed))]
+
+    body_model = create_model(f"{action}Body", __base__=Strict, console=(Console, Field(alias=action)))
+
     async def handler(request: Request, value: Any) -> Response:
         if at_least(request, "2.6"):
             raise errors.NotFound("The resource could not be found.")
-        if not isinstance(value, dict) or "type" not in value:
-            raise errors.BadRequest(f"Invalid input for field/attribute {action}. Value: {value}. "
-                                    "'type' is a required property")
-        console_type = value["type"]
-        if console_type not in allowed:
-            raise errors.BadRequest(f"Invalid input for field/attribute type. Value: {console_type}. "
-                                    f"{console_type!r} is not one of {list(allowed)}")
+        console_type = str(parse(body_model, {action: value}).console.type)  # type: ignore[attr-defined]
         if console_type not in served:
             raise errors.BadRequest(f"Unavailable console type {console_type}.")
         url = await _console_url(request, console_type, legacy=True)

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from kumo.compute.api.common import action_body, at_least, authorize, deps, request_context
 from kumo.compute.api.remote_consoles import LEGACY_ACTIONS
 from kumo.compute.api.schemas import Strict
-from kumo.compute.api.validation import Name, detail, invalid, parse
+from kumo.compute.api.validation import Name, detail, invalid, one_of, parse
 from kumo.compute.context import RequestContext
 from kumo.compute.server_actions import InstanceRef, ServerActions, is_expected_locked_by
 from kumo.core import errors
@@ -38,15 +38,6 @@ _METADATA_KEY = re.compile(r"[a-zA-Z0-9-_:. ]{1,255}")
 
 
 # ----------------------------------------------------------------------------- bodies
-
-def _enum(choices: list[str]) -> BeforeValidator:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise invalid(f"{value!r} is not one of {choices}")
-        return str(value)
-
-    return BeforeValidator(check)
-
 
 def _flavor_ref(value: Any) -> str:
     """``parameter_types.flavor_ref``: a non-empty string or an integer."""
@@ -95,12 +86,12 @@ def _reason(value: Any) -> str:
 
 
 class Reboot(Strict):
-    type: Annotated[str, _enum(REBOOT_TYPES)]
+    type: Annotated[str, one_of(REBOOT_TYPES)]
 
 
 class Resize(Strict):
     flavorRef: Annotated[str, BeforeValidator(_flavor_ref)]  # Nova's field name
-    disk_config: Annotated[str | None, _enum(["AUTO", "MANUAL"])] = Field(None, alias="OS-DCF:diskConfig")
+    disk_config: Annotated[str | None, one_of(["AUTO", "MANUAL"])] = Field(None, alias="OS-DCF:diskConfig")
 
 
 class CreateImage(Strict):
@@ -117,7 +108,7 @@ class Lock(Strict):
 
 
 class ResetState(Strict):
-    state: Annotated[str, _enum(["active", "error"])]
+    state: Annotated[str, one_of(["active", "error"])]
 
 
 class RebootBody(Strict):

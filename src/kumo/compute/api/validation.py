@@ -44,8 +44,20 @@ def detail(message: str) -> PydanticCustomError:
     return PydanticCustomError("nova_detail", "{message}", {"message": message})
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as Nova's validator quotes it in messages: strings in quotes, the rest as Python shows it."""
     return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+def one_of(choices: list[str]) -> BeforeValidator:
+    """JSON schema's ``enum``: Nova's "'x' is not one of [...]"."""
+
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise invalid(f"{value!r} is not one of {choices}")
+        return str(value)
+
+    return BeforeValidator(check)
 
 
 # ----------------------------------------------------------------------------- types
@@ -55,7 +67,7 @@ def _integer(minimum: int) -> Any:
 
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise invalid(f"{_show(value)} is not of type 'integer', 'string'")
+            raise invalid(f"{show_value(value)} is not of type 'integer', 'string'")
         if isinstance(value, str):
             if not re.fullmatch(r"[0-9]+", value):
                 raise invalid(f"'{value}' does not match '^[0-9]+$'")
@@ -75,7 +87,7 @@ def _boolean(value: Any) -> bool:
         return value
     if isinstance(value, str) and value in TRUE_STRINGS + FALSE_STRINGS:
         return value in TRUE_STRINGS
-    raise invalid(f"{_show(value)} is not one of [True, False, {', '.join(map(repr, TRUE_STRINGS + FALSE_STRINGS))}]")
+    raise invalid(f"{show_value(value)} is not one of [True, False, {', '.join(map(repr, TRUE_STRINGS + FALSE_STRINGS))}]")
 
 
 def is_printable(char: str) -> bool:
@@ -86,7 +98,7 @@ def is_printable(char: str) -> bool:
 
 def _string(value: Any, max_length: int = 255, min_length: int = 1) -> str:
     if not isinstance(value, str):
-        raise invalid(f"{_show(value)} is not of type 'string'")
+        raise invalid(f"{show_value(value)} is not of type 'string'")
     if len(value) < min_length:
         raise invalid(f"'{value}' is too short")
     if len(value) > max_length:
@@ -118,7 +130,7 @@ def _flavor_id(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise invalid(f"{_show(value)} is not of type 'string', 'number', 'null'")
+        raise invalid(f"{show_value(value)} is not of type 'string', 'number', 'null'")
     if isinstance(value, str):
         _string(value)
         if not re.fullmatch(r"(?! )[a-zA-Z0-9. _-]+(?<! )", value):
@@ -129,7 +141,7 @@ def _flavor_id(value: Any) -> str | None:
 
 def _rxtx_factor(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise invalid(f"{_show(value)} is not of type 'number', 'string'")
+        raise invalid(f"{show_value(value)} is not of type 'number', 'string'")
     if isinstance(value, str):
         if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
             raise invalid(f"'{value}' does not match '^[0-9]+(\\.[0-9]+)?$'")
@@ -147,13 +159,13 @@ _SPEC_KEY = re.compile(r"[a-zA-Z0-9-_:. ]{1,255}")
 def _extra_specs(value: Any) -> dict[str, str]:
     """Nova's flavor ``metadata``: keys ``[a-zA-Z0-9-_:. ]{1,255}``, values strings (<= 255) or numbers."""
     if not isinstance(value, dict):
-        raise invalid(f"{_show(value)} is not of type 'object'")
+        raise invalid(f"{show_value(value)} is not of type 'object'")
     specs = {}
     for key, item in value.items():
         if not _SPEC_KEY.fullmatch(key):
             raise detail(f"Additional properties are not allowed ('{key}' was unexpected)")
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-            raise invalid(f"{_show(item)} is not of type 'string', 'number'")
+            raise invalid(f"{show_value(item)} is not of type 'string', 'number'")
         text = str(item)
         if len(text) > 255:
             raise invalid(f"'{text}' is too long")
@@ -174,7 +186,7 @@ String255 = Annotated[str, BeforeValidator(_string)]
 
 def _any_string(value: Any) -> str:
     if not isinstance(value, str):
-        raise invalid(f"{_show(value)} is not of type 'string'")
+        raise invalid(f"{show_value(value)} is not of type 'string'")
     return value
 
 

@@ -148,10 +148,18 @@ class Database:
 
 _IN_SQLITE_TURN: contextvars.ContextVar[bool] = contextvars.ContextVar("kumo_in_sqlite_turn", default=False)
 
-#: MySQL/MariaDB "Deadlock found" and "Lock wait timeout exceeded"; PostgreSQL's deadlock_detected.
-# 1213 deadlock, 1205 lock wait timeout, 1305 "SAVEPOINT does not exist": InnoDB rolled the whole
-# transaction back (a deadlock inside a savepoint), so rolling back to the savepoint fails; retry it whole.
+#: MySQL/MariaDB 1213 "Deadlock found", 1205 "Lock wait timeout exceeded" and 1305 "SAVEPOINT does not
+#: exist" (InnoDB rolled the whole transaction back, a deadlock inside a savepoint, so rolling back to
+#: the savepoint fails); PostgreSQL's deadlock_detected. Each means: run the transaction again.
 _DEADLOCK_CODES = {1213, 1205, 1305}
+
+
+class StaleTransaction(Exception):
+    """Raised by work that found its snapshot outdated (what it read was taken meanwhile): run it again.
+
+    On MariaDB's REPEATABLE READ a transaction keeps seeing the rows of its
+    first read, so only a new transaction sees what others committed since.
+    """
 
 
 def is_deadlock(exc: BaseException) -> bool:
@@ -167,14 +175,16 @@ async def retry_deadlocks(work: Callable[[], Awaitable[T]], attempts: int = 5) -
     """Run ``work`` (which opens its own transaction) again when the database broke a deadlock.
 
     oslo.db's ``wrap_db_retry(retry_on_deadlock=True)`` for the few writes
-    that lock several rows at once (claims on several hosts); the pause grows
-    a little each time so the competing transaction can finish.
+    that lock several rows at once (claims on several hosts, concurrent
+    address allocations); work that raises :class:`StaleTransaction` is run
+    again too. The pause grows a little each time so the competing
+    transaction can finish.
     """
     for attempt in range(1, attempts + 1):
         try:
             return await work()
-        except DBAPIError as exc:
-            if attempt == attempts or not is_deadlock(exc):
+        except (DBAPIError, StaleTransaction) as exc:
+            if attempt == attempts or (isinstance(exc, DBAPIError) and not is_deadlock(exc)):
                 raise
             await asyncio.sleep(0.01 * attempt)
     raise AssertionError("unreachable")

@@ -114,7 +114,3 @@ class PolicyNotAuthorized(NeutronError, errors.Forbidden):
 
     def __init__(self, rule: str) -> None:
         super().__init__(f"{rule} is disallowed by policy")
-
-
-class RetryTransaction(Exception):
-    """The transaction's snapshot is stale (every address it saw free was taken meanwhile): run it again."""

@@ -30,10 +30,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kumo.core.db import Database
+from kumo.core.db import Database, StaleTransaction
 from kumo.network import ipam
 from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
-from kumo.network.errors import Conflict, Invalid, InvalidInput, NotFound, PolicyNotAuthorized, RetryTransaction
+from kumo.network.errors import Conflict, Invalid, InvalidInput, NotFound, PolicyNotAuthorized
 from kumo.network.models import FloatingIP, IPAllocation, Network, Port, PortSecurityGroup, SecurityGroup, Subnet
 from kumo.network.networks import NetworkService
 from kumo.network.security_groups import SecurityGroupService
@@ -275,7 +275,7 @@ class PortService:
             except IntegrityError:
                 raced = True  # taken by a concurrent request since the read: the next one
         if raced:  # every candidate lost a race: a fresh transaction sees what is really left
-            raise RetryTransaction()
+            raise StaleTransaction()
         raise Conflict(f"No more IP addresses available for subnet {subnet.id}." if chosen_subnet else
                        f"No more IP addresses available on network {network_id}.", "IpAddressGenerationFailure")
 

@@ -5,26 +5,26 @@
 ``DELETE .../{id}`` (204; a body is 400). Policy: the action rule
 (``create_network``) for every request, plus the attribute rules
 (``create_network:shared``) for the admin-only attributes a body carries.
-A write that a server database aborts as a deadlock is retried whole.
+A write that a server database aborts as a deadlock, or whose snapshot the
+service found stale (``StaleTransaction``), is retried whole.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kumo.core.db import retry_deadlocks as _retry_deadlocks
+from kumo.core.db import retry_deadlocks
 from kumo.core.web import auth_context, empty_response, json_response
 from kumo.network.api.common import authorize, body, check_attribute_rules, neutron
 from kumo.network.api.resource import Resource, parse_body, parse_query, select, trim
 from kumo.network.common import Caller
-from kumo.network.errors import BadRequest, RetryTransaction
+from kumo.network.errors import BadRequest
 from kumo.network.service import Neutron
 from kumo.network.tags import TAG_FILTERS, matches, tag_filter
 
@@ -36,19 +36,6 @@ Deleter = Callable[[Neutron, Caller, str], Awaitable[None]]
 #: Every write is one transaction, so one a server database broke as a deadlock is simply run again
 #: (concurrent port creates on one subnet lock the same index ranges on MariaDB).
 DEADLOCK_RETRIES = 10
-T = TypeVar("T")
-
-
-async def retry_deadlocks(work: Callable[[], Awaitable[T]], attempts: int) -> T:
-    """``core.db.retry_deadlocks``, also for a transaction the service found stale (``RetryTransaction``)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await _retry_deadlocks(work, attempts)
-        except RetryTransaction:
-            if attempt == attempts:
-                raise
-            await asyncio.sleep(0.005 * attempt)
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

@@ -197,8 +197,12 @@ async def auth_context(request: Request) -> AuthContext:
     return ctx
 
 
-async def read_json(request: Request, max_size: int) -> Any:
-    """The request body as JSON: 413 past ``max_size`` bytes, 400 when malformed."""
+async def read_json(request: Request, max_size: int, *, allow_empty: bool = False) -> Any:
+    """The request body as JSON: 413 past ``max_size`` bytes, 400 when malformed.
+
+    An empty body is a 400 too, or ``None`` with ``allow_empty`` (for APIs
+    that word that case themselves, as Neutron's "Resource body required").
+    """
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -215,6 +219,8 @@ async def read_json(request: Request, max_size: int) -> Any:
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
+        if allow_empty:
+            return None
         raise errors.BadRequest("The request body is empty; a JSON document is required.")
     try:
         return orjson.loads(body)

@@ -57,12 +57,18 @@ def check_attribute_rules(request: Request, ctx_creds: dict[str, Any], action: s
 
 
 async def body(request: Request) -> Any:
-    """The JSON body; an empty one is ``None`` (the resource layer says "Resource body required")."""
-    if not (await request.body()):
-        return None
+    """The JSON body, read under the size cap; an empty one is ``None`` ("Resource body required" upstream)."""
     try:
-        return await read_json(request, MAX_BODY)
+        return await read_json(request, MAX_BODY, allow_empty=True)
     except errors.PayloadTooLarge:
         raise
     except errors.BadRequest:
         raise BadRequest("Body contains invalid data") from None
+
+
+async def has_body(request: Request) -> bool:
+    """Whether the request carries any bytes, reading no further than the first non-empty chunk."""
+    async for chunk in request.stream():
+        if chunk.strip():
+            return True
+    return False

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from kumo.core.db import retry_deadlocks
 from kumo.core.web import auth_context, empty_response, json_response
-from kumo.network.api.common import authorize, body, check_attribute_rules, neutron
+from kumo.network.api.common import authorize, body, check_attribute_rules, has_body, neutron
 from kumo.network.api.resource import Resource, parse_body, parse_query, select, trim
 from kumo.network.common import Caller
 from kumo.network.errors import BadRequest
@@ -89,7 +89,7 @@ def routes(c: Collection) -> list[Route]:
         return json_response({name: updated})
 
     async def delete_item(request: Request) -> Response:
-        if await request.body():
+        if await has_body(request):
             raise BadRequest("Request body is not supported in DELETE.")
         if c.delete is None:
             raise BadRequest(f"Deleting a {name} is not supported")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.auth import AuthContext
 from kumo.core.db import utcnow
+from kumo.network.errors import NotFound
 from kumo.network.models import Tag
+
+#: A list request's filters: attribute -> the values any of which matches (already parsed by the API).
+Filters = Mapping[str, list[Any]]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,44 @@ async def tags_of(s: AsyncSession, resource_type: str, ids: list[str]) -> dict[s
 
 async def drop_tags(s: AsyncSession, resource_type: str, resource_id: str) -> None:
     await s.execute(delete(Tag).where(Tag.resource_type == resource_type, Tag.resource_id == resource_id))
+
+
+async def find_owned(s: AsyncSession, model: type[R], caller: Caller, ident: str, kind: str) -> R:
+    """A row of a project-owned resource the caller's project owns (admins: any); Neutron's NotFound otherwise."""
+    row = await s.get(model, ident)
+    if row is None or not caller.owns(row.project_id):  # type: ignore[attr-defined]
+        raise NotFound(kind, ident)
+    return row
+
+
+def owned_only(stmt: Select[Any], model: Any, caller: Caller) -> Select[Any]:
+    """``stmt`` limited to the caller's project unless the caller is an admin."""
+    return stmt if caller.is_admin else stmt.where(model.project_id == caller.project_id)
+
+
+def narrowed(stmt: Select[Any], model: Any, filters: Filters | None, columns: Mapping[str, str]) -> Select[Any]:
+    """Equality filters on indexed columns done by the database (``?device_id=X`` must not load every port).
+
+    ``columns`` maps API attribute names to column names; other filters are
+    applied to the views by the API layer, which re-checks these too.
+    """
+    for key, values in (filters or {}).items():
+        column = columns.get(key)
+        if column is not None and values:
+            stmt = stmt.where(getattr(model, column).in_(values))
+    return stmt
+
+
+def _standard_columns(*names: str) -> dict[str, str]:
+    return {"id": "id", "project_id": "project_id", "tenant_id": "project_id", **{n: n for n in names}}
+
+
+NETWORK_COLUMNS = {**_standard_columns("name", "status", "shared", "admin_state_up"), "router:external": "external"}
+SUBNET_COLUMNS = _standard_columns("name", "network_id", "ip_version", "cidr", "enable_dhcp")
+PORT_COLUMNS = {**_standard_columns("name", "network_id", "device_id", "device_owner", "mac_address", "status",
+                                    "admin_state_up"), "binding:host_id": "binding_host_id"}
+GROUP_COLUMNS = _standard_columns("name")
+RULE_COLUMNS = _standard_columns("security_group_id", "direction", "ethertype", "protocol")
+ROUTER_COLUMNS = _standard_columns("name", "status")
+FLOATINGIP_COLUMNS = {**_standard_columns("floating_network_id", "floating_ip_address", "router_id", "status",
+                                          "fixed_ip_address"), "port_id": "fixed_port_id"}

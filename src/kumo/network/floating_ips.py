@@ -20,7 +20,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.db import Database
-from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
+from kumo.network.common import (
+    FLOATINGIP_COLUMNS,
+    Caller,
+    Filters,
+    drop_tags,
+    find_owned,
+    narrowed,
+    owned_only,
+    standard_view,
+    tags_of,
+    touch,
+)
 from kumo.network.errors import BadResourceRequest, Conflict, Invalid, Missing, NotFound
 from kumo.network.models import FloatingIP, IPAllocation, Network, Port, Router
 from kumo.network.networks import NetworkService
@@ -37,15 +48,10 @@ class FloatingIPService:
         self.ports = ports
 
     async def visible(self, s: AsyncSession, caller: Caller, fip_id: str) -> FloatingIP:
-        row = await s.get(FloatingIP, fip_id)
-        if row is None or not caller.owns(row.project_id):
-            raise NotFound("FloatingIP", fip_id)
-        return row
+        return await find_owned(s, FloatingIP, caller, fip_id, "FloatingIP")
 
-    async def list(self, caller: Caller) -> list[dict[str, Any]]:
-        stmt = select(FloatingIP)
-        if not caller.is_admin:
-            stmt = stmt.where(FloatingIP.project_id == caller.project_id)
+    async def list(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
+        stmt = narrowed(owned_only(select(FloatingIP), FloatingIP, caller), FloatingIP, filters, FLOATINGIP_COLUMNS)
         async with self.db.session() as s:
             rows = list(await s.scalars(stmt))
             return [await self._view(s, r) for r in rows]
@@ -159,7 +165,8 @@ class FloatingIPService:
 
     @staticmethod
     async def _router_for(s: AsyncSession, row: FloatingIP, port: Port, chosen: IPAllocation) -> Router:
-        """The router joining the port's subnet to the floating IP's network (Neutron's ``_get_router_for_floatingip``)."""
+        """The router joining the port's subnet to the floating IP's network (Neutron's
+        ``_get_router_for_floatingip``)."""
         routers = select(Port.device_id).join(IPAllocation, IPAllocation.port_id == Port.id).where(
             Port.device_owner == INTERFACE, IPAllocation.subnet_id == chosen.subnet_id)
         for router in await s.scalars(select(Router).where(Router.id.in_(routers), Router.gw_port_id.is_not(None))):

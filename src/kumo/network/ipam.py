@@ -48,7 +48,7 @@ def parse_cidr(value: object, ip_version: int | None = None) -> IPNetwork:
     return net
 
 
-def parse_ip(value: object, field: str = "ip_address") -> IPAddress:
+def parse_ip(value: object) -> IPAddress:
     if not isinstance(value, str):
         raise InvalidInput(f"'{value}' is not a valid IP address")
     try:
@@ -85,7 +85,7 @@ def default_pools(net: IPNetwork, gateway: IPAddress | None) -> list[Pool]:
 
 
 def parse_pools(raw: object, net: IPNetwork, gateway: IPAddress | None) -> list[Pool]:
-    """Validate ``allocation_pools`` the way Neutron does: well-formed, inside the cidr, ordered, disjoint, no gateway."""
+    """Validate ``allocation_pools`` as Neutron does: well-formed, inside the cidr, ordered, disjoint, no gateway."""
     if not isinstance(raw, list):
         raise InvalidInput(f"Invalid data format for IP pool: '{raw}'")
     pools: list[Pool] = []
@@ -112,6 +112,11 @@ def parse_pools(raw: object, net: IPNetwork, gateway: IPAddress | None) -> list[
     return pools
 
 
+def pools_of(stored: Sequence[dict[str, str]]) -> list[Pool]:
+    """A subnet's stored ``allocation_pools`` (validated when they were set) as pools."""
+    return [Pool(ipaddress.ip_address(p["start"]), ipaddress.ip_address(p["end"])) for p in stored]
+
+
 def _show(pool: Pool) -> str:
     return f"{pool.start}-{pool.end}"
 
@@ -129,10 +134,6 @@ def candidates(pools: Sequence[Pool], taken: Iterable[str]) -> Iterator[IPAddres
         for value in range(int(pool.start), int(pool.end) + 1):
             if value not in used:
                 yield make(value)
-
-
-def pool_size(pools: Sequence[Pool]) -> int:
-    return sum(int(p.end) - int(p.start) + 1 for p in pools)
 
 
 def eui64(net: IPNetwork, mac: str) -> IPAddress:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.config import NetworkOptions
 from kumo.core.db import Database
-from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
+from kumo.network.common import NETWORK_COLUMNS, Caller, Filters, drop_tags, narrowed, standard_view, tags_of, touch
 from kumo.network.errors import Conflict, HTTPNotFound, InUse, InvalidInput, NotFound, PolicyNotAuthorized
 from kumo.network.models import Network, Port, SegmentAllocation, Subnet
 from kumo.network.quotas import QuotaService
@@ -56,8 +56,8 @@ class NetworkService:
             raise NotFound("Network", network_id)
         return row
 
-    async def list(self, caller: Caller) -> list[dict[str, Any]]:
-        stmt = select(Network)
+    async def list(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
+        stmt = narrowed(select(Network), Network, filters, NETWORK_COLUMNS)
         if not caller.is_admin:
             stmt = stmt.where((Network.project_id == caller.project_id) | Network.shared | Network.external)
         async with self.db.session() as s:

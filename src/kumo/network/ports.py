@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.db import Database, StaleTransaction
 from kumo.network import ipam
-from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
+from kumo.network.common import PORT_COLUMNS, Caller, Filters, drop_tags, narrowed, standard_view, tags_of, touch
 from kumo.network.errors import Conflict, Invalid, InvalidInput, NotFound, PolicyNotAuthorized
 from kumo.network.models import FloatingIP, IPAllocation, Network, Port, PortSecurityGroup, SecurityGroup, Subnet
 from kumo.network.networks import NetworkService
@@ -70,8 +70,8 @@ class PortService:
             raise NotFound("Port", port_id)
         return row
 
-    async def list(self, caller: Caller) -> list[dict[str, Any]]:
-        stmt = select(Port)
+    async def list(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
+        stmt = narrowed(select(Port), Port, filters, PORT_COLUMNS)
         if not caller.is_admin:
             owned_nets = select(Network.id).where(Network.project_id == caller.project_id)
             stmt = stmt.where((Port.project_id == caller.project_id) | Port.network_id.in_(owned_nets))
@@ -189,7 +189,8 @@ class PortService:
         position = 0
         if requested is None:
             v4 = [sub for sub in subnets if sub.ip_version == 4]
-            stateful = [sub for sub in subnets if sub.ip_version == 6 and not ipam.is_auto_address(6, sub.ipv6_address_mode)]
+            stateful = [sub for sub in subnets
+                        if sub.ip_version == 6 and not ipam.is_auto_address(6, sub.ipv6_address_mode)]
             for group in (v4, stateful):  # one address from the first subnet of each family with room
                 if group:
                     await self._first_with_room(s, network.id, port, group, position)
@@ -262,7 +263,8 @@ class PortService:
         taken = set(await s.scalars(select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet.id)))
         if subnet.gateway_ip:
             taken.add(subnet.gateway_ip)
-        window = list(itertools.islice(ipam.candidates(_pools(subnet), taken), CANDIDATE_WINDOW))
+        free = ipam.candidates(ipam.pools_of(subnet.allocation_pools), taken)
+        window = list(itertools.islice(free, CANDIDATE_WINDOW))
         rest = window[1:]
         random.shuffle(rest)  # after a lost race, concurrent requests scatter instead of queueing for one address
         raced = False
@@ -365,7 +367,3 @@ class PortService:
                          "binding:vif_type": row.binding_vif_type, "binding:vif_details": row.binding_vif_details})
         return body
 
-
-def _pools(subnet: Subnet) -> list[ipam.Pool]:
-    return [ipam.Pool(ipaddress.ip_address(p["start"]), ipaddress.ip_address(p["end"]))
-            for p in subnet.allocation_pools]

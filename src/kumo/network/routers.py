@@ -21,7 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.db import Database
-from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
+from kumo.network.common import (
+    ROUTER_COLUMNS,
+    Caller,
+    Filters,
+    drop_tags,
+    find_owned,
+    narrowed,
+    owned_only,
+    standard_view,
+    tags_of,
+    touch,
+)
 from kumo.network.errors import (
     BadResourceRequest,
     Conflict,
@@ -46,15 +57,10 @@ class RouterService:
         self.ports = ports
 
     async def visible(self, s: AsyncSession, caller: Caller, router_id: str) -> Router:
-        row = await s.get(Router, router_id)
-        if row is None or not caller.owns(row.project_id):
-            raise NotFound("Router", router_id)
-        return row
+        return await find_owned(s, Router, caller, router_id, "Router")
 
-    async def list(self, caller: Caller) -> list[dict[str, Any]]:
-        stmt = select(Router)
-        if not caller.is_admin:
-            stmt = stmt.where(Router.project_id == caller.project_id)
+    async def list(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
+        stmt = narrowed(owned_only(select(Router), Router, caller), Router, filters, ROUTER_COLUMNS)
         async with self.db.session() as s:
             rows = list(await s.scalars(stmt))
             return [await self._view(s, r, caller) for r in rows]
@@ -162,7 +168,8 @@ class RouterService:
         if gw is not None and await s.scalar(select(FloatingIP.id).where(
                 FloatingIP.router_id == row.id, FloatingIP.floating_network_id == gw.network_id).limit(1)):
             raise InUse(f"Gateway cannot be updated for router {row.id}, since a gateway to external network "
-                        f"{gw.network_id} is required by one or more floating IPs.", "RouterExternalGatewayInUseByFloatingIp")
+                        f"{gw.network_id} is required by one or more floating IPs.",
+                        "RouterExternalGatewayInUseByFloatingIp")
         row.gw_port_id = None
         await s.flush()
         if gw is not None:
@@ -241,7 +248,8 @@ class RouterService:
         if subnet is None:
             raise HTTPNotFound()
         new = ipaddress.ip_network(subnet.cidr)
-        attached = await s.execute(select(Subnet.id, Subnet.cidr).join(IPAllocation, IPAllocation.subnet_id == Subnet.id)
+        attached = await s.execute(select(Subnet.id, Subnet.cidr)
+                                   .join(IPAllocation, IPAllocation.subnet_id == Subnet.id)
                                    .join(Port, Port.id == IPAllocation.port_id)
                                    .where(Port.device_id == row.id, Port.device_owner == INTERFACE))
         for other_id, cidr in attached:

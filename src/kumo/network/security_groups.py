@@ -25,8 +25,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.db import Database
-from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
-from kumo.network.errors import Conflict, Invalid, InUse, NotFound, PolicyNotAuthorized
+from kumo.network.common import (
+    GROUP_COLUMNS,
+    RULE_COLUMNS,
+    Caller,
+    Filters,
+    drop_tags,
+    find_owned,
+    narrowed,
+    owned_only,
+    standard_view,
+    tags_of,
+    touch,
+)
+from kumo.network.errors import Conflict, Invalid, InUse, NotFound
 from kumo.network.models import DefaultSecurityGroup, PortSecurityGroup, SecurityGroup, SecurityGroupRule
 from kumo.network.quotas import QuotaService
 
@@ -82,20 +94,14 @@ class SecurityGroupService:
     # -- groups
 
     async def visible(self, s: AsyncSession, caller: Caller, group_id: str) -> SecurityGroup:
-        row = await s.get(SecurityGroup, group_id)
-        if row is None or not caller.owns(row.project_id):
-            raise NotFound("SecurityGroup", group_id)
-        return row
+        return await find_owned(s, SecurityGroup, caller, group_id, "SecurityGroup")
 
-    async def list(self, caller: Caller, project_filter: list[str] | None = None) -> list[dict[str, Any]]:
+    async def list(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
         if caller.project_id:
             await self.ensure_default(caller.project_id)
         async with self.db.session() as s:
-            stmt = select(SecurityGroup)
-            if not caller.is_admin:
-                stmt = stmt.where(SecurityGroup.project_id == caller.project_id)
-            elif project_filter:
-                stmt = stmt.where(SecurityGroup.project_id.in_(project_filter))
+            stmt = narrowed(owned_only(select(SecurityGroup), SecurityGroup, caller), SecurityGroup, filters,
+                            GROUP_COLUMNS)
             rows = list(await s.scalars(stmt))
             return await self._views(s, rows)
 
@@ -165,11 +171,11 @@ class SecurityGroupService:
 
     # -- rules
 
-    async def list_rules(self, caller: Caller) -> list[dict[str, Any]]:
+    async def list_rules(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
         if caller.project_id:
             await self.ensure_default(caller.project_id)
         async with self.db.session() as s:
-            stmt = select(SecurityGroupRule)
+            stmt = narrowed(select(SecurityGroupRule), SecurityGroupRule, filters, RULE_COLUMNS)
             if not caller.is_admin:
                 owned = select(SecurityGroup.id).where(SecurityGroup.project_id == caller.project_id)
                 stmt = stmt.where(SecurityGroupRule.security_group_id.in_(owned))
@@ -318,7 +324,3 @@ def group_view(group: SecurityGroup, rules: list[dict[str, Any]], tags: list[str
         rule["belongs_to_default_sg"] = is_default
     return {"id": group.id, "name": group.name, "stateful": group.stateful, "shared": False,
             "security_group_rules": rules, **standard_view(group, tags)}
-
-
-def policy_not_owner(action: str) -> PolicyNotAuthorized:
-    return PolicyNotAuthorized(f"rule:{action}")

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kumo.core.db import Database
 from kumo.network import ipam
-from kumo.network.common import Caller, drop_tags, standard_view, tags_of, touch
+from kumo.network.common import SUBNET_COLUMNS, Caller, Filters, drop_tags, narrowed, standard_view, tags_of, touch
 from kumo.network.errors import BadRequest, InUse, InvalidInput, NotFound, PolicyNotAuthorized
 from kumo.network.models import IPAllocation, Network, Port, Subnet
 from kumo.network.networks import DHCP_OWNER, NetworkService
@@ -44,8 +44,8 @@ class SubnetService:
             raise NotFound("Subnet", subnet_id)
         return row
 
-    async def list(self, caller: Caller) -> list[dict[str, Any]]:
-        stmt = select(Subnet)
+    async def list(self, caller: Caller, filters: Filters | None = None) -> list[dict[str, Any]]:
+        stmt = narrowed(select(Subnet), Subnet, filters, SUBNET_COLUMNS)
         if not caller.is_admin:
             visible_nets = select(Network.id).where(Network.shared | Network.external)
             stmt = stmt.where((Subnet.project_id == caller.project_id) | Subnet.network_id.in_(visible_nets))
@@ -137,18 +137,13 @@ class SubnetService:
             for key in ("name", "description", "enable_dhcp"):
                 if key in values:
                     setattr(row, key, values[key])
-            if "gateway_ip" in values:
-                gateway = self._gateway(net, values["gateway_ip"])
-                pools = [ipam.Pool(ipaddress.ip_address(p["start"]), ipaddress.ip_address(p["end"]))
-                         for p in row.allocation_pools]
-                for pool in pools:
-                    if gateway is not None and gateway in pool:
-                        raise ipam.gateway_conflict(gateway, pool)
+            if "gateway_ip" in values or "allocation_pools" in values:
+                # the gateway and the pools are checked together, whichever of them changes
+                gateway = self._gateway(net, values["gateway_ip"]) if "gateway_ip" in values else (
+                    ipaddress.ip_address(row.gateway_ip) if row.gateway_ip else None)
+                pools = ipam.parse_pools(values.get("allocation_pools", row.allocation_pools), net, gateway)
                 row.gateway_ip = str(gateway) if gateway is not None else None
-            if "allocation_pools" in values:
-                gateway = ipaddress.ip_address(row.gateway_ip) if row.gateway_ip else None
-                row.allocation_pools = [p.as_dict() for p in ipam.parse_pools(values["allocation_pools"], net,
-                                                                               gateway)]
+                row.allocation_pools = [p.as_dict() for p in pools]
             if "dns_nameservers" in values:
                 row.dns_nameservers = nameservers(values["dns_nameservers"] or [], net.version)
             if "host_routes" in values:

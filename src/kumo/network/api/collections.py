@@ -25,7 +25,8 @@ def standard(resource: Resource, path: str, service: str) -> Collection:
     def of(n: Neutron) -> Any:
         return getattr(n, service)
 
-    return Collection(resource, path, list=lambda n, who: of(n).list(who), get=lambda n, who, i: of(n).get(who, i),
+    return Collection(resource, path, list=lambda n, who, f: of(n).list(who, f),
+                      get=lambda n, who, i: of(n).get(who, i),
                       create=lambda n, who, v: of(n).create(who, v),
                       update=lambda n, who, i, v: of(n).update(who, i, v),
                       delete=lambda n, who, i: of(n).delete(who, i))
@@ -39,7 +40,7 @@ COLLECTIONS = [
     standard(attrs.ROUTER, "/v2.0/routers", "routers"),
     standard(attrs.FLOATINGIP, "/v2.0/floatingips", "floating_ips"),
     Collection(attrs.SECURITY_GROUP_RULE, "/v2.0/security-group-rules",  # rules cannot be updated (Neutron)
-               list=lambda n, who: n.security_groups.list_rules(who),
+               list=lambda n, who, f: n.security_groups.list_rules(who, f),
                get=lambda n, who, i: n.security_groups.get_rule(who, i),
                create=lambda n, who, v: n.security_groups.create_rule(who, v),
                delete=lambda n, who, i: n.security_groups.delete_rule(who, i)),

@@ -23,12 +23,12 @@ from kumo.core.db import retry_deadlocks
 from kumo.core.web import auth_context, empty_response, json_response
 from kumo.network.api.common import authorize, body, check_attribute_rules, has_body, neutron
 from kumo.network.api.resource import Resource, parse_body, parse_query, select, trim
-from kumo.network.common import Caller
+from kumo.network.common import Caller, Filters
 from kumo.network.errors import BadRequest
 from kumo.network.service import Neutron
 from kumo.network.tags import TAG_FILTERS, matches, tag_filter
 
-Lister = Callable[[Neutron, Caller], Awaitable[list[dict[str, Any]]]]
+Lister = Callable[[Neutron, Caller, Filters], Awaitable[list[dict[str, Any]]]]
 Getter = Callable[[Neutron, Caller, str], Awaitable[dict[str, Any]]]
 Creator = Callable[[Neutron, Caller, dict[str, Any]], Awaitable[dict[str, Any]]]
 Updater = Callable[[Neutron, Caller, str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -56,7 +56,7 @@ def routes(c: Collection) -> list[Route]:
         who = await authorize(request, f"get_{name}")
         query = parse_query(c.resource, request, extra_filters=TAG_FILTERS)
         tags = tag_filter({k: query.filters.pop(k) for k in TAG_FILTERS if k in query.filters})
-        items = await c.list(neutron(request), who)
+        items = await c.list(neutron(request), who, query.filters)
         if tags:
             items = [item for item in items if matches(item.get("tags", []), tags)]
         return json_response(select(c.resource, items, query, request))

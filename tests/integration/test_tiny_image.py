@@ -5,7 +5,9 @@ The ``tiny`` fixture (conftest.py) builds the image once per session.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -20,7 +22,8 @@ from pathlib import Path
 import pytest
 from qemutest import need
 
-from kumo.image.tiny import TinyImage, detect_accel
+from kumo.compute.virt.qemu.accel import choose_accel
+from kumo.image.tiny import TinyImage
 
 pytestmark = pytest.mark.qemu
 
@@ -65,13 +68,22 @@ def _ssh_banner(port: int, deadline: float) -> bytes:
     return b""
 
 
+@functools.cache
+def _accel() -> str:
+    """The accelerator the QEMU driver would choose here (KVM only where it really runs guests)."""
+    assert QEMU
+    accel = asyncio.run(choose_accel(QEMU)).name
+    assert accel in ("kvm", "tcg")
+    return accel
+
+
 @contextlib.contextmanager
 def _qemu(tiny: TinyImage, run: Path, netdev: str | None, extra: list[str], append: str = "") -> Iterator[Path]:
     """Boot the image (console on a file); QEMU is always killed and reaped on the way out."""
     assert QEMU
     net = ["-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile="] if netdev else ["-nic", "none"]
     log = run / "console.log"
-    cmd = [QEMU, "-accel", detect_accel(), "-m", "256", "-nographic", "-no-reboot",
+    cmd = [QEMU, "-accel", _accel(), "-m", "256", "-nographic", "-no-reboot",
            "-kernel", str(tiny.kernel), "-initrd", str(tiny.ramdisk),
            "-append", f"console=ttyS0 panic=-1 {append}".strip(), *net, *extra,
            "-serial", f"file:{log}", "-monitor", "none"]

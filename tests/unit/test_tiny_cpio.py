@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kumo.image.tiny import CpioWriter, detect_accel, elf_needed
+from kumo.image.tiny import CpioWriter, elf_needed
 from kumo.image.tiny_init import INIT, SHELL_LIB, UDHCPC_SCRIPT
 
 
@@ -75,10 +75,6 @@ def test_elf_needed_reads_a_host_binary() -> None:
     if shutil.which("readelf"):
         out = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True).stdout
         assert needed == [ln.split("[")[1].rstrip("]") for ln in out.splitlines() if "(NEEDED)" in ln]
-
-
-def test_detect_accel_answers() -> None:
-    assert detect_accel() in ("kvm", "tcg")
 
 
 def test_init_scripts_parse_as_posix_sh() -> None:

@@ -391,9 +391,3 @@ def _resolve_modules(kdir: Path, progress: Callable[[str], None]) -> list[tuple[
     for m in OPTIONAL_MODULES:
         visit(m, False, ())
     return order
-
-
-def detect_accel() -> str:
-    """"kvm" when the CPU has vmx/svm and /dev/kvm is usable, else "tcg" (KVM without the flag hangs)."""
-    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    return "kvm" if re.search(r"\b(vmx|svm)\b", cpu) and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"

@@ -32,7 +32,6 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -51,21 +50,14 @@ from identity_tokens import (  # noqa: E402
     drop_database,
     free_port,
     git_revision,
+    latency_summary,
     load_average,
     machine,
-    percentile,
 )
 
 AIM_BOOTS_PER_S = 50.0
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 COMPUTE = "/compute/v2.1"
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    return {"count": len(values), "p50_ms": round(percentile(values, 50) * 1000, 2),
-            "p99_ms": round(percentile(values, 99) * 1000, 2), "mean_ms": round(statistics.fmean(values) * 1000, 2)}
 
 
 class Client:
@@ -200,11 +192,11 @@ async def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "hosts": args.hosts, "servers": args.servers, "concurrency": args.concurrency,
         "hosts_reported_after_s": round(hosts_ready_s, 1), "errors": errors,
         "boot": {"seconds": round(boot_s, 2), "servers_per_s": round(args.servers / boot_s, 1),
-                 "api_accepted_all_after_s": round(posted - t0, 2), "create_latency": summary(create_lat),
+                 "api_accepted_all_after_s": round(posted - t0, 2), "create_latency": latency_summary(create_lat),
                  "cpu": boot_cpu},
         "delete": {"seconds": round(delete_s, 2), "servers_per_s": round(args.servers / delete_s, 1),
-                   "delete_latency": summary(delete_lat), "cpu": delete_cpu},
-        "show_latency": summary(show_lat), "detail_50_latency": summary(detail_lat),
+                   "delete_latency": latency_summary(delete_lat), "cpu": delete_cpu},
+        "show_latency": latency_summary(show_lat), "detail_50_latency": latency_summary(detail_lat),
     }
 
 

@@ -102,6 +102,14 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    """Count, p50, p99 and mean (ms) of per-request latencies given in seconds; {} for none."""
+    if not seconds:
+        return {}
+    return {"count": len(seconds), "p50_ms": round(percentile(seconds, 50) * 1000, 2),
+            "p99_ms": round(percentile(seconds, 99) * 1000, 2), "mean_ms": round(statistics.fmean(seconds) * 1000, 2)}
+
+
 def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,

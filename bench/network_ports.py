@@ -27,7 +27,6 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -45,18 +44,13 @@ from identity_tokens import (  # noqa: E402
     drop_database,
     free_port,
     git_revision,
+    latency_summary,
     load_average,
     machine,
-    percentile,
     process_cpu_s,
 )
 
 NET = "/network/v2.0"
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"count": len(values), "p50_ms": round(percentile(values, 50) * 1000, 2),
-            "p99_ms": round(percentile(values, 99) * 1000, 2), "mean_ms": round(statistics.fmean(values) * 1000, 2)}
 
 
 async def timed(http: httpx.AsyncClient, method: str, url: str, latencies: list[float], **kwargs: Any
@@ -117,9 +111,9 @@ async def run(server: Server, ports: int, concurrency: int) -> dict[str, Any]:
         await asyncio.gather(*(deleter() for _ in range(concurrency)))
         delete_s = time.perf_counter() - started
         return {"ports": ports, "concurrency": concurrency, "create_per_s": round(ports / create_s, 1),
-                "create": summary(create_lat), "server_cpu_ms_per_create": round(create_cpu / ports * 1000, 2),
-                "list_all": summary(list_lat), "show": summary(show_lat),
-                "delete_per_s": round(ports / delete_s, 1), "delete": summary(delete_lat)}
+                "create": latency_summary(create_lat), "server_cpu_ms_per_create": round(create_cpu / ports * 1000, 2),
+                "list_all": latency_summary(list_lat), "show": latency_summary(show_lat),
+                "delete_per_s": round(ports / delete_s, 1), "delete": latency_summary(delete_lat)}
 
 
 def main() -> int:

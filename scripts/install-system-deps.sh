@@ -12,6 +12,9 @@ PACKAGES=(
   dosfstools        # mkfs.vfat: config drives (tiny-image boot test)
   mtools            # mmd/mcopy: fill a vfat config drive without mounting it
   qemu-utils        # qemu-img: guest disks (overlays, snapshots), image format inspector tests
+  dnsmasq-base      # DHCP/DNS/router advertisements per network (network agent)
+  nftables          # security groups, SNAT and floating IPs (network agent)
+  busybox-static    # udhcpc and friends inside test namespaces (network dataplane tests)
 )
 # The noVNC web client the console proxy serves. Debian's `novnc` package drags in nodejs, numpy and
 # websockify (Kumo has its own proxy), so only its static files are unpacked, like the tiny image's debs.

@@ -44,7 +44,7 @@ class Scratch:
 
     def veth_into(self, namespace: str, host_name: str, ns_name: str, *, mac: str | None = None,
                   cidr: str | None = None, bridge: str | None = None) -> None:
-        """A veth pair: ``host_name`` stays on the host (on ``bridge`` when given), ``ns_name`` goes into ``namespace``."""
+        """A veth pair: ``host_name`` stays on the host (on ``bridge`` if given), ``ns_name`` into ``namespace``."""
         self.links.append(host_name)
         sh("ip", "link", "add", host_name, "type", "veth", "peer", "name", ns_name, "netns", namespace)
         if mac:

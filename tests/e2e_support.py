@@ -157,6 +157,8 @@ class KumoProcess:
             "KUMO_NODE__HOST": "e2e-host",
             "KUMO_IMAGE__BOOTSTRAP_TINY": "false",
             "KUMO_COMPUTE__DRIVER": "fake",  # real guests only where a test asks (extra_env)
+            "KUMO_NETWORK__DATAPLANE": "fake",  # real bridges/namespaces only where a test asks
+            "KUMO_NETWORK__BOOTSTRAP_NETWORKS": "false",
             "PYTHONUNBUFFERED": "1",
         } | self.extra_env
         # Output goes to a file, not a pipe nobody drains, so the server can never block on it.

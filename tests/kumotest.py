@@ -51,6 +51,8 @@ def make_settings(state_dir: Path, **overrides: Any) -> Settings:
     settings.node.host = "test-host"
     settings.image.bootstrap_tiny = False  # built and booted by tests/integration; slow to repeat per test
     settings.compute.driver = "fake"  # control-plane tests; real guests are tests/integration's
+    settings.network.dataplane = "fake"  # the kernel side is tests/integration/network's
+    settings.network.bootstrap_networks = False  # the API suites count networks and ports themselves
     for dotted, value in overrides.items():
         target: Any = settings
         *parents, leaf = dotted.split("__")
@@ -141,7 +143,8 @@ def migrated_sqlite_template() -> Path:
     return _TEMPLATE_DB
 
 
-async def start_cloud(settings: Settings, roles: tuple[str, ...] = ("controller", "compute")) -> AsyncIterator[Cloud]:
+async def start_cloud(settings: Settings, roles: tuple[str, ...] = ("controller", "compute", "network")
+                      ) -> AsyncIterator[Cloud]:
     """The cloud of ``settings``; by default a controller with one fake compute host (``compute.fake_hosts``)."""
     if not settings.database.url:
         import shutil
@@ -247,16 +250,18 @@ async def drop_mariadb_database(name: str) -> None:
     await engine.dispose()
 
 
-async def cloud_on(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Cloud]:
+async def cloud_on(backend: str, tmp_path: Path, roles: tuple[str, ...] = ("controller", "compute", "network"),
+                   **overrides: Any) -> AsyncIterator[Cloud]:
     """A cloud on ``sqlite`` or on a fresh database of the ``mariadb`` server (dropped afterwards)."""
     if backend == "sqlite":
-        async for c in start_cloud(make_settings(tmp_path, **overrides)):
+        async for c in start_cloud(make_settings(tmp_path, **overrides), roles):
             yield c
         return
     require_service("MariaDB", "127.0.0.1", 3306)
     name = await create_mariadb_database()
     try:
-        async for c in start_cloud(make_settings(tmp_path, database__url=f"{MARIADB_SERVER}/{name}", **overrides)):
+        async for c in start_cloud(make_settings(tmp_path, database__url=f"{MARIADB_SERVER}/{name}", **overrides),
+                                   roles):
             yield c
     finally:
         await drop_mariadb_database(name)

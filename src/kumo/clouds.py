@@ -16,7 +16,19 @@ import yaml
 
 def admin_password(state_dir: Path, configured: str = "") -> str:
     """The bootstrap admin password: configured, else generated once and kept."""
-    path = state_dir / "admin-password"
+    return _kept_secret(state_dir / "admin-password", configured)
+
+
+def service_password(state_dir: Path, configured: str = "") -> str:
+    """The password of Kumo's service user (``kumo``): configured, else generated once and kept.
+
+    Every node that acts as the service (compute agents binding ports) needs
+    the same one: split deployments configure ``identity.service_password``.
+    """
+    return _kept_secret(state_dir / "service-password", configured)
+
+
+def _kept_secret(path: Path, configured: str) -> str:
     if configured:
         return configured
     if path.exists():

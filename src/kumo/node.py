@@ -7,7 +7,7 @@ roles are the seeds' node types:
 controller  every REST API (one HTTP server, services mounted at paths), the
             compute conductor and scheduler
 compute     the compute agent(s): one per host, or ``compute.fake_hosts`` simulated ones
-network     the network agent (arrives with the network issue)
+network     the network agent's DHCP, router and metadata parts (compute nodes run its bridge part)
 storage     volume/object agents (arrive with their issues)
 =========== =================================================================
 
@@ -29,35 +29,49 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-from kumo.clouds import admin_password, write_client_files
+from kumo.clouds import admin_password, service_password, write_client_files
 from kumo.compute.api import create_app as compute_app
+from kumo.compute.conductor.manager import CONDUCTOR_METHODS, ConductorManager
 from kumo.compute.consoles import ConsoleProxy
-from kumo.compute.metadata.api import MetadataAPI, load_vendor_data, shared_secret
 from kumo.compute.deps import ComputeDeps
 from kumo.compute.flavors import FlavorService
-from kumo.compute.keypairs import KeypairService
-from kumo.compute.conductor.manager import CONDUCTOR_METHODS, ConductorManager
 from kumo.compute.fleet import ComputeFleet, image_cache_path
 from kumo.compute.image_cache import ImageCache
 from kumo.compute.instances import CONDUCTOR_BINARY, SCHEDULER_BINARY
-from kumo.compute.rpcapi import CONDUCTOR_TOPIC, SCHEDULER_TOPIC, ComputeAgentAPI, ConductorAPI, SchedulerAPI
+from kumo.compute.keypairs import KeypairService
+from kumo.compute.metadata.api import MetadataAPI, load_vendor_data, shared_secret
+from kumo.compute.network import NetworkAPI
+from kumo.compute.rpcapi import (
+    CONDUCTOR_TOPIC,
+    SCHEDULER_TOPIC,
+    ComputeAgentAPI,
+    ConductorAPI,
+    SchedulerAPI,
+)
 from kumo.compute.scheduler.manager import SchedulerManager
-from kumo.core.clients import ImageClient
 from kumo.core import errors
 from kumo.core.bus import Bus, Consumer, create_bus
 from kumo.core.bus.base import Exposed
+from kumo.core.clients import ImageClient, NetworkClient, ServiceAuth, ServiceClient
 from kumo.core.config import ROLES, Settings
 from kumo.core.db import Database
 from kumo.core.heartbeat import Heartbeat
 from kumo.core.policy import DEFAULT_POLICY_PATH, Enforcer
 from kumo.core.web import PortDispatcher, json_response, root_app
 from kumo.identity.api import create_app as identity_app
-from kumo.identity.bootstrap import BootstrapResult, CatalogEntry, bootstrap_identity
+from kumo.identity.bootstrap import (
+    SERVICE_PROJECT,
+    SERVICE_USER,
+    BootstrapResult,
+    CatalogEntry,
+    bootstrap_identity,
+)
 from kumo.identity.service import IdentityService
 from kumo.image.api import create_app as image_app
 from kumo.image.data import ImageData
 from kumo.image.service import ImageService
 from kumo.network.api import create_app as network_app
+from kumo.network.host import NetworkHost, announce_changes, plug_over_bus
 from kumo.network.service import Neutron
 
 log = logging.getLogger("kumo.node")
@@ -69,7 +83,7 @@ API_SERVICES = [("identity", "keystone", "/identity"), ("image", "glance", "/ima
 CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1"}
 #: Base URL of in-process calls between services (never resolved: the ASGI transport answers).
 IN_PROCESS_URL = "http://kumo.internal"
-PENDING_ROLES = {"network": "network agent (the dataplane)", "storage": "storage agents"}
+PENDING_ROLES = {"storage": "storage agents"}
 #: How often a controller looks for instances stuck in BUILD (bounded by the build timeout itself).
 SWEEP_INTERVAL = 30.0
 
@@ -97,6 +111,9 @@ class Node:
     server: uvicorn.Server | None = None
     metadata_api: MetadataAPI | None = None
     console_proxy: ConsoleProxy | None = None
+    network_api: NetworkAPI | None = None
+    network_host: NetworkHost | None = None
+    _service_clients: list[ServiceClient] = field(default_factory=list)
     bound: dict[str, int] = field(default_factory=dict)  # listener name -> port, once serving
     _app: object | None = None
 
@@ -131,9 +148,11 @@ class Node:
             self.flavors = FlavorService(self.db)
             self.keypairs = KeypairService(self.db)
             self.image_client = ImageClient(f"{IN_PROCESS_URL}/image", transport=_LazyASGITransport(self))
+            self.network_api = self._network_api(in_process=True)
             self.compute_deps = ComputeDeps(db=self.db, settings=self.settings, bus=self.bus,
                                             images=self.image_client, flavors=self.flavors, keypairs=self.keypairs,
-                                            conductor=ConductorAPI(self.bus), agents=ComputeAgentAPI(self.bus))
+                                            conductor=ConductorAPI(self.bus), agents=ComputeAgentAPI(self.bus),
+                                            network=self.network_api)
             if bootstrap:
                 await self.run_bootstrap()
             await self._beat("kumo-api", "controller")
@@ -142,19 +161,45 @@ class Node:
                 self.db, shared_secret(self.settings.metadata.shared_secret, self.settings.state_dir),
                 default_zone=self.settings.compute.default_availability_zone,
                 vendor_data=load_vendor_data(self.settings.metadata.vendor_data_file))
+        if "network" in self.roles or "compute" in self.roles:
+            secret = shared_secret(self.settings.metadata.shared_secret, self.settings.state_dir)
+            self.network_host = await NetworkHost.start(self.settings, self.db, self.bus, self.roles, secret,
+                                                        on_floating_change=self._floating_changed)
+            await self._beat("kumo-network-agent", "network" if "network" in self.roles else "compute")
         if "compute" in self.roles:
             images = self.image_client or ImageClient(self.settings.compute_image_url(),
                                                       timeout=self.settings.bus.call_timeout)
             if self.image_client is None:
                 self.image_client = images
+            if self.network_api is None:
+                self.network_api = self._network_api(in_process=False)
             self.fleet = ComputeFleet(self.settings, self.db, self.bus, images=images,
-                                      image_cache=self._image_cache())
+                                      image_cache=self._image_cache(), network=self.network_api,
+                                      plug_vifs={self.settings.node.host: plug_over_bus(self.bus, 60.0)})
             await self.fleet.start()
             self.console_proxy = ConsoleProxy(self.db, {a.host for a in self.fleet.agents},
                                               self.settings.console.novnc_dir())
         for role in self.roles:
             if role in PENDING_ROLES:
                 log.info("role %s: no %s yet in this version of Kumo", role, PENDING_ROLES[role])
+
+    def _network_api(self, *, in_process: bool) -> NetworkAPI:
+        """Compute's client of the network API, acting with the ``kumo`` service user where Nova uses its own."""
+        if in_process:
+            transport = _LazyASGITransport(self)
+            network = NetworkClient(f"{IN_PROCESS_URL}/network", transport=transport)
+            identity = ServiceClient(f"{IN_PROCESS_URL}/identity", transport=transport)
+        else:
+            base = self.settings.api.base_url()
+            network = NetworkClient(f"{base}/network", timeout=self.settings.bus.call_timeout)
+            identity = ServiceClient(f"{base}/identity", timeout=self.settings.bus.call_timeout)
+        self._service_clients += [network, identity]
+        password = service_password(self.settings.state_dir, self.settings.identity.service_password)
+        return NetworkAPI(network, ServiceAuth(identity, SERVICE_USER, password, project=SERVICE_PROJECT))
+
+    async def _floating_changed(self, instance_uuids: set[str]) -> None:
+        assert self.bus is not None
+        await self.bus.cast(CONDUCTOR_TOPIC, "refresh_network_info", {"instance_uuids": sorted(instance_uuids)})
 
     def _image_cache(self) -> ImageCache | None:
         """The host's image cache, for drivers that boot from image files (not the fake one).
@@ -173,7 +218,7 @@ class Node:
         assert self.db is not None and self.bus is not None
         options = self.settings.compute
         conductor = ConductorManager(self.db, options, SchedulerAPI(self.bus, timeout=self.settings.bus.call_timeout),
-                                     ComputeAgentAPI(self.bus))
+                                     ComputeAgentAPI(self.bus), network=self.network_api)
         scheduler = SchedulerManager(self.db, options, service_down_time=self.settings.node.service_down_time)
         self.workers.append(await self.bus.serve(CONDUCTOR_TOPIC, Exposed(conductor, CONDUCTOR_METHODS)))
         self.workers.append(await self.bus.serve(SCHEDULER_TOPIC, Exposed(scheduler, {"select_destinations"})))
@@ -185,8 +230,9 @@ class Node:
     async def run_bootstrap(self) -> BootstrapResult:
         assert self.identity is not None
         password = admin_password(self.settings.state_dir, self.settings.identity.admin_password)
-        self.bootstrap = await bootstrap_identity(self.identity, password, self.settings.identity.region,
-                                                  self.catalog_entries())
+        self.bootstrap = await bootstrap_identity(
+            self.identity, password, self.settings.identity.region, self.catalog_entries(),
+            service_password=service_password(self.settings.state_dir, self.settings.identity.service_password))
         auth_url = f"{self.settings.api.base_url()}/identity/v3"
         write_client_files(self.settings.state_dir, auth_url, password, self.settings.identity.region)
         assert self.flavors is not None
@@ -195,6 +241,14 @@ class Node:
             log.info("bootstrap: created flavors %s", ", ".join(created))
         if self.settings.image.bootstrap_tiny:
             await self._register_tiny()
+        if self.settings.network.bootstrap_networks:
+            from kumo.network.bootstrap import bootstrap_networks
+
+            assert self.neutron is not None
+            try:
+                await bootstrap_networks(self.neutron, self.settings.network, self.bootstrap.admin_project_id)
+            except Exception:  # noqa: BLE001 - a cloud without its starter networks still starts
+                log.warning("could not create the bootstrap networks", exc_info=True)
         return self.bootstrap
 
     async def _register_tiny(self) -> None:
@@ -237,7 +291,8 @@ class Node:
         mounts = [("/identity", identity_app(self.identity, policy)),
                   ("/image", image_app(self.images, self.image_data, policy, self.identity.validator)),
                   ("/compute", compute_app(self.compute_deps, policy, self.identity.validator, project_exists)),
-                  ("/network", network_app(self.neutron, policy, self.identity.validator))]
+                  ("/network", network_app(self.neutron, policy, self.identity.validator,
+                                           on_change=announce_changes(self.bus) if self.bus else None))]
 
         async def root(request):  # type: ignore[no-untyped-def]
             return json_response({"name": "kumo", "services": {t: f"{p}" for t, _, p in API_SERVICES}})
@@ -292,6 +347,10 @@ class Node:
                 await task
         if self.fleet is not None:
             await self.fleet.stop()
+        if self.network_host is not None:
+            await self.network_host.stop()
+        for service_client in self._service_clients:
+            await service_client.close()
         for worker in self.workers:
             await worker.stop()
         for hb in self.heartbeats:

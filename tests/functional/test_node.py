@@ -29,7 +29,8 @@ async def test_heartbeat_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert node.db is not None
         statuses = await service_statuses(node.db, settings.node.service_down_time)
         assert sorted((s.host, s.binary, s.up) for s in statuses) == [
-            ("test-host", "kumo-api", True), ("test-host", "nova-compute", True),
+            ("test-host", "kumo-api", True), ("test-host", "kumo-network-agent", True),
+            ("test-host", "nova-compute", True),
             ("test-host", "nova-conductor", True), ("test-host", "nova-scheduler", True)]
         down = await service_statuses(node.db, down_time=0)
         assert not any(s.up for s in down)
@@ -51,7 +52,7 @@ async def test_restart_keeps_data_and_bootstraps_once(tmp_path: Path) -> None:
         await node.start()
         assert node.db is not None
         async with node.db.session() as s:
-            assert await s.scalar(select(func.count()).select_from(User)) == 1
+            assert set(await s.scalars(select(User.name))) == {"admin", "kumo"}  # kumo: the service user
             assert await s.scalar(select(func.count()).select_from(Role)) == 4
         await node.stop()
     clouds = (tmp_path / "clouds.yaml").read_text()

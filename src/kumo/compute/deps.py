@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kumo.compute.flavors import FlavorService
 from kumo.compute.keypairs import KeypairService
+from kumo.compute.network import NetworkAPI
 from kumo.compute.rpcapi import ComputeAgentAPI, ConductorAPI
 from kumo.core.bus import Bus
 from kumo.core.clients import ImageClient
@@ -28,6 +29,7 @@ class ComputeDeps:
     keypairs: KeypairService
     conductor: ConductorAPI
     agents: ComputeAgentAPI
+    network: NetworkAPI | None = None  # None: a cloud without the network service (servers get no NICs)
 
     @property
     def options(self) -> ComputeOptions:

@@ -26,6 +26,7 @@ from kumo.compute.image_cache import ImageCache
 from kumo.compute.instances import COMPUTE_BINARY
 from kumo.compute.manager import ComputeManager
 from kumo.compute.models import ComputeNode
+from kumo.compute.network import NetworkAPI, PlugVifs
 from kumo.compute.reconcile import instances_by_host, reconcile_host, sync_power_states
 from kumo.compute.rpcapi import ConductorAPI, compute_topic
 from kumo.compute.virt import create_driver
@@ -90,10 +91,13 @@ class ComputeFleet:
     """The agents of this process, their heartbeat and their periodic audits."""
 
     def __init__(self, settings: Settings, db: Database, bus: Bus, *, images: ImageClient | None,
-                 drivers: dict[str, VirtDriver] | None = None, image_cache: ImageCache | None = None) -> None:
+                 drivers: dict[str, VirtDriver] | None = None, image_cache: ImageCache | None = None,
+                 network: NetworkAPI | None = None, plug_vifs: dict[str, PlugVifs] | None = None) -> None:
         """``drivers`` (host -> driver) reuses hypervisors that outlive the agents, as real ones do across restarts.
 
         ``image_cache`` holds the images guests boot from; drivers that need image files get it.
+        ``plug_vifs`` (host -> plug) reaches the network agent of hosts that have one; simulated
+        hosts have none, and their guests' ports are bound without taps.
         """
         self.settings = settings
         self.db = db
@@ -102,7 +106,8 @@ class ComputeFleet:
         conductor = ConductorAPI(bus)
         drivers = drivers or {h: make_driver(settings) for h in host_names(settings)}
         self.agents = [ComputeManager(db=db, host=h, driver=d, options=settings.compute, conductor=conductor,
-                                      images=images, image_cache=image_cache, console=settings.console)
+                                      images=images, image_cache=image_cache, console=settings.console,
+                                      network=network, plug_vifs=(plug_vifs or {}).get(h))
                        for h, d in drivers.items()]
         self._consumers: list[Consumer] = []
         self._heartbeat: Heartbeat | None = None

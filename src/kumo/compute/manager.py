@@ -29,14 +29,21 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-
 from kumo.compute import resources
 from kumo.compute.consoles import CONSOLE_TYPES, issue_token
 from kumo.compute.context import RequestContext
 from kumo.compute.image_cache import ImageCache, ImageUnacceptable
-from kumo.compute.instances import add_fault, finish_event, retire, save_instance, start_event
+from kumo.compute.instances import (
+    add_fault,
+    finish_event,
+    retire,
+    save_instance,
+    start_event,
+)
 from kumo.compute.manager_moves import MoveOperations
+from kumo.compute.metadata.content import InstanceMetadata
 from kumo.compute.models import Instance
+from kumo.compute.network import NetworkAPI, PlugVifs
 from kumo.compute.rpcapi import ConductorAPI
 from kumo.compute.states import (
     HARD_REBOOT_STATES,
@@ -45,20 +52,23 @@ from kumo.compute.states import (
     TaskState,
     VmState,
 )
-from kumo.compute.metadata.content import InstanceMetadata
 from kumo.compute.virt.base import (
     BootImage,
     ConsoleEndpoint,
     InstanceNotFound,
     InstanceSpec,
     InvalidPowerState,
-    PowerState as DriverPowerState,
+    NicSpec,
     SpawnError,
     UnsupportedOperation,
     VirtDriver,
     VirtError,
 )
+from kumo.compute.virt.base import (
+    PowerState as DriverPowerState,
+)
 from kumo.core import errors
+from kumo.core.bus import BusError
 from kumo.core.clients import ImageClient
 from kumo.core.config import ComputeOptions, ConsoleOptions
 from kumo.core.db import Database, utcnow
@@ -101,8 +111,11 @@ class ComputeManager(MoveOperations):
 
     def __init__(self, *, db: Database, host: str, driver: VirtDriver, options: ComputeOptions,
                  conductor: ConductorAPI, images: ImageClient | None = None,
-                 image_cache: ImageCache | None = None, console: ConsoleOptions | None = None) -> None:
+                 image_cache: ImageCache | None = None, console: ConsoleOptions | None = None,
+                 network: NetworkAPI | None = None, plug_vifs: PlugVifs | None = None) -> None:
         self.db = db
+        self.network = network
+        self.plug_vifs = plug_vifs
         self.console = console or ConsoleOptions()
         self.host = host
         self.driver = driver
@@ -143,15 +156,16 @@ class ComputeManager(MoveOperations):
                 log.info("instance %s is no longer waiting to build here; nothing to do", instance_uuid)
                 return
             try:
+                nics = await self._allocate_network(row, request.get("networks") or [])
                 spec, boot = await self.prepare_guest(context, row, request.get("image"))
-                await self.driver.spawn(spec, boot)
+                await self.driver.spawn(dataclasses.replace(spec, nics=nics), boot)
             except ImageUnacceptable as exc:
                 await self._abort_build(context, row, str(exc))
                 return
             except SpawnError as exc:
                 await self._reschedule(context, row, request, exc.reason)
                 return
-            except (VirtError, OSError, errors.KumoError) as exc:
+            except (VirtError, OSError, errors.KumoError, BusError) as exc:
                 await self._reschedule(context, row, request, getattr(exc, "message", None) or str(exc))
                 return
             async with self.db.session() as s:
@@ -164,6 +178,39 @@ class ComputeManager(MoveOperations):
                 # Swept to ERROR (or otherwise given up) while spawning: nothing may run for it.
                 log.warning("instance %s stopped waiting for its spawn; removing the guest", instance_uuid)
                 await self.driver.destroy(instance_uuid)
+
+    async def _allocate_network(self, row: Instance, requested: list[dict[str, Any]]) -> tuple[NicSpec, ...]:
+        """Ports made and bound to this host (kept in ``network_info``), their taps made by the host's network agent.
+
+        Nova allocates while the image downloads; here it comes first, so a
+        network that cannot give an address fails the build before any disk
+        is made. Failures after this point give the ports back
+        (:meth:`_deallocate`).
+        """
+        if self.network is None or not requested:
+            return ()
+        sysmeta = row.system_metadata or {}
+        vifs = await self.network.allocate(row, self.host, requested, list(sysmeta.get("security_groups") or []))
+        async with self.db.session() as s:
+            current = await s.get(Instance, row.uuid)
+            if current is not None:
+                current.network_info = vifs
+        row.network_info = vifs
+        taps: dict[str, dict[str, Any]] = {}
+        if self.plug_vifs is not None:
+            taps = await self.plug_vifs(self.host, [v["id"] for v in vifs])
+        return tuple(NicSpec(port_id=v["id"], mac_address=v["address"],
+                             tap_name=taps.get(v["id"], {}).get("tap") or v["devname"],
+                             mtu=taps.get(v["id"], {}).get("mtu") or v["network"].get("mtu")) for v in vifs)
+
+    async def _deallocate(self, uuid: str, network_info: list[dict[str, Any]] | None) -> None:
+        """Give the instance's ports back; a network service that is away is logged, never fatal to a delete."""
+        if self.network is None:
+            return
+        try:
+            await self.network.deallocate(uuid, network_info)
+        except (errors.KumoError, OSError) as exc:
+            log.warning("could not release the ports of %s: %s", uuid, exc)
 
     async def prepare_guest(self, context: RequestContext, row: Instance, image: Mapping[str, Any] | None
                             ) -> tuple[InstanceSpec, BootImage | None]:
@@ -190,9 +237,10 @@ class ComputeManager(MoveOperations):
     async def _abort_build(self, context: RequestContext, row: Instance, reason: str) -> None:
         """No host can boot this (Nova's BuildAbortException): ERROR with the reason, claim freed, host cleared."""
         log.warning("build of %s aborted: %s", row.uuid, reason)
+        await self._deallocate(row.uuid, row.network_info)
         async with self.db.session() as s:
             if await save_instance(s, row.uuid, expected_task_state=TaskState.SPAWNING, vm_state=VmState.ERROR,
-                                   task_state=None, host=None, node=None):
+                                   task_state=None, host=None, node=None, network_info=[]):
                 await resources.release(s, self.host, row.flavor or {})
                 add_fault(s, row.uuid, reason, code=500, host=self.host)
             await finish_event(s, context, row.uuid, BUILD_EVENT, error=reason, host=self.host)
@@ -200,9 +248,10 @@ class ComputeManager(MoveOperations):
     async def _reschedule(self, context: RequestContext, row: Instance, request: dict[str, Any], reason: str) -> None:
         """Give the claim back, leave the host, and let the conductor try another (Nova's RescheduledException)."""
         log.info("spawn of %s on %s failed (%s); rescheduling", row.uuid, self.host, reason)
+        await self._deallocate(row.uuid, row.network_info)
         async with self.db.session() as s:
             left = await save_instance(s, row.uuid, expected_task_state=TaskState.SPAWNING,
-                                       task_state=TaskState.SCHEDULING, host=None, node=None)
+                                       task_state=TaskState.SCHEDULING, host=None, node=None, network_info=[])
             if left:
                 await resources.release(s, self.host, row.flavor or {})
             await finish_event(s, context, row.uuid, BUILD_EVENT, error=reason, host=self.host)
@@ -226,6 +275,8 @@ class ComputeManager(MoveOperations):
                 await self._fail(context, instance_uuid, "compute_terminate_instance", str(exc),
                                  vm_state=VmState.ERROR)
                 return
+            row = await self._row(instance_uuid)
+            await self._deallocate(instance_uuid, row.network_info if row is not None else None)
             await self.mark_deleted(instance_uuid, context)
 
     async def mark_deleted(self, instance_uuid: str, context: RequestContext | None = None) -> bool:

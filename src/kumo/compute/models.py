@@ -116,6 +116,8 @@ class Instance(Base):
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     # Nova's system_metadata: image properties and other facts captured at boot.
     system_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Nova's instance_info_caches.network_info: the instance's ports as compute last saw them (kumo.compute.network)
+    network_info: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True, default=list)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     locked_by: Mapped[str | None] = mapped_column(String(10), nullable=True)  # "owner" / "admin"

@@ -99,6 +99,7 @@ class ServerRecord:
     updated_at: dt.datetime | None
     deleted: bool
     fault: FaultRecord | None = None
+    network_info: list[dict[str, Any]] = field(default_factory=list)
     server_groups: tuple[str, ...] = ()
     host_status: str = HOST_NONE
 
@@ -145,7 +146,7 @@ def _record(row: Instance, fault: FaultRecord | None, groups: tuple[str, ...], h
         access_ip_v6=row.access_ip_v6, reservation_id=row.reservation_id, launch_index=row.launch_index,
         launched_at=row.launched_at, terminated_at=row.terminated_at, created_at=row.created_at,
         updated_at=row.updated_at, deleted=row.deleted_at is not None, fault=fault, server_groups=groups,
-        host_status=host_status)
+        host_status=host_status, network_info=list(row.network_info or []))
 
 
 async def load_records(s: AsyncSession, rows: Sequence[Instance], service_down_time: float) -> list[ServerRecord]:

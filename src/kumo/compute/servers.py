@@ -144,6 +144,10 @@ class ServerService:
             if sysmeta[ref]:
                 await self._image(ctx, sysmeta[ref], "Can not find requested image")
         key_data = await self._key_data(ctx, spec.key_name)
+        requested_networks: list[dict[str, Any]] = []
+        if self.deps.network is not None:
+            requested_networks = await self.deps.network.validate_requested(
+                ctx, spec.networks, spec.max_count, list(spec.security_groups))
         if spec.hostname and spec.max_count > 1:
             raise errors.BadRequest("Unable to allocate a single hostname to multiple instances")
         if spec.availability_zone and spec.forced_host is None:
@@ -181,7 +185,7 @@ class ServerService:
             "force_hosts": [h for h in (spec.forced_host or spec.requested_host,) if h],
             "scheduler_hints": spec.scheduler_hints,
             "group": group,
-            "networks": spec.networks if spec.networks is not None else "auto",
+            "networks": requested_networks,
             "project_id": ctx.project_id,
             "retry": {"num_attempts": 0, "hosts": []},
         }
@@ -285,9 +289,12 @@ class ServerService:
                 row.updated_at = utcnow()
             else:
                 host = None
+                network_info = row.network_info
                 await local_delete(s, row)
         if host is not None:
             await self.deps.agents.terminate_instance(ctx, host, uuid)
+        elif self.deps.network is not None:
+            await self.deps.network.deallocate(uuid, network_info)
 
     # -- rebuild -------------------------------------------------------------------------------------
     async def rebuild(self, ctx: RequestContext, uuid: str, spec: RebuildSpec) -> ServerRecord:

@@ -84,6 +84,8 @@ class IdentityOptions(BaseModel):
     security_compliance: SecurityComplianceOptions = Field(default_factory=SecurityComplianceOptions)
     region: str = Field("RegionOne", description="Region created at bootstrap.")
     admin_password: str = Field("", description="Bootstrap admin password; empty = generate one.")
+    service_password: str = Field("", description="Password of the `kumo` service user (compute acting on the "
+                                  "network API); empty = generate one into the state directory.")
 
 
 class ImageOptions(BaseModel):
@@ -149,6 +151,19 @@ class NetworkOptions(BaseModel):
     quota_floatingip: int = Field(50, description="Default floating IPs per project.")
     quota_security_group: int = Field(10, description="Default security groups per project.")
     quota_security_group_rule: int = Field(100, description="Default security group rules per project.")
+    dataplane: str = Field("linuxbridge", description="Network agent drivers: linuxbridge (bridges, namespaces, "
+                           "dnsmasq, nftables; needs root) or fake (nothing touches the kernel: tests, simulation).")
+    local_ip: str = Field("", description="This host's tunnel address (VXLAN underlay); empty = single-host VXLAN.")
+    external_gateway_on_host: bool = Field(True, description="Put external flat networks' gateway addresses on "
+                                           "the bridge this node makes for them (floating IPs reachable from here).")
+    resync_interval: float = Field(30.0, description="Seconds between the agent's full re-syncs (changes are "
+                                   "applied at once; this heals anything missed).")
+    agent_down_time: float = Field(75.0, description="An agent without a report for this long is down (Neutron's).")
+    metadata_url: str = Field("", description="Where metadata proxies forward (empty = this node's metadata API).")
+    bootstrap_networks: bool = Field(True, description="`kumo up`: create `public` (external, flat, on br-public) "
+                                     "and the admin project's `private` network, subnet and router.")
+    public_cidr: str = Field("172.24.4.0/24", description="The `public` network's subnet (devstack's default).")
+    private_cidr: str = Field("10.0.0.0/26", description="The admin project's `private` subnet (devstack's).")
 
 
 class ConsoleOptions(BaseModel):

@@ -38,8 +38,15 @@ class BootstrapResult:
     created_admin: bool
 
 
+SERVICE_USER = "kumo"
+SERVICE_PROJECT = "service"
+#: Options that keep Kumo's own users (admin, the service user) from being locked out by rules meant for people.
+MACHINE_USER_OPTIONS = {"ignore_change_password_upon_first_use": True, "ignore_password_expiry": True,
+                        "ignore_lockout_failure_attempts": True}
+
+
 async def bootstrap_identity(identity: IdentityService, admin_password: str, region: str,
-                             entries: list[CatalogEntry]) -> BootstrapResult:
+                             entries: list[CatalogEntry], service_password: str | None = None) -> BootstrapResult:
     store = identity.store
     async with store.db.session() as s:
         if await s.get(Domain, DEFAULT_DOMAIN_ID) is None:
@@ -72,6 +79,8 @@ async def bootstrap_identity(identity: IdentityService, admin_password: str, reg
             s.add(Region(id=region, description="", extra={}))
         await s.flush()
         admin = await s.scalar(select(User).where(User.name == "admin", User.domain_id == DEFAULT_DOMAIN_ID))
+        service_user = await s.scalar(select(User).where(User.name == SERVICE_USER,
+                                                         User.domain_id == DEFAULT_DOMAIN_ID))
         await _sync_catalog(s, region, entries)
         await store.bump_revision(s)
         admin_project_id = projects["admin"].id
@@ -79,18 +88,43 @@ async def bootstrap_identity(identity: IdentityService, admin_password: str, reg
     if admin is None:
         # The cloud's own admin must never be locked out by security-compliance
         # rules meant for people (Keystone's docs advise the same options).
-        options = {"ignore_change_password_upon_first_use": True, "ignore_password_expiry": True,
-                   "ignore_lockout_failure_attempts": True}
         user = await identity.users.create({"name": "admin", "password": admin_password, "domain_id": DEFAULT_DOMAIN_ID,
-                                            "default_project_id": admin_project_id, "options": options})
+                                            "default_project_id": admin_project_id,
+                                            "options": dict(MACHINE_USER_OPTIONS)})
         admin_id = user["id"]
         log.info("bootstrap: created user admin")
     else:
         admin_id = admin.id
     await identity.roles.grant("user", admin_id, "project", admin_project_id, roles["admin"].id)
     await identity.roles.grant("user", admin_id, "system", SYSTEM_TARGET, roles["admin"].id)
+    if service_password is not None:
+        await _service_user(identity, service_user, service_password, projects[SERVICE_PROJECT].id,
+                            [roles["admin"].id, roles["service"].id])
     await store.changed()
     return BootstrapResult(admin_user_id=admin_id, admin_project_id=admin_project_id, created_admin=created)
+
+
+async def _service_user(identity: IdentityService, existing: User | None, password: str, project_id: str,
+                        role_ids: list[str]) -> None:
+    """Kumo's service user (devstack's ``nova``/``neutron`` users): admin and service on the ``service`` project.
+
+    Its password follows the configuration, so a changed ``service_password``
+    takes effect at the next start.
+    """
+    if existing is None:
+        user = await identity.users.create({"name": SERVICE_USER, "password": password,
+                                            "domain_id": DEFAULT_DOMAIN_ID, "default_project_id": project_id,
+                                            "options": dict(MACHINE_USER_OPTIONS)})
+        user_id = user["id"]
+        log.info("bootstrap: created service user %s", SERVICE_USER)
+    else:
+        user_id = existing.id
+        async with identity.store.db.session() as s:
+            current = await identity.users.current_password(s, user_id)
+        if current is None or not await identity.store.hasher.verify(current.hash, password):
+            await identity.users.update(user_id, {"password": password})
+    for role_id in role_ids:
+        await identity.roles.grant("user", user_id, "project", project_id, role_id)
 
 
 async def _sync_catalog(s, region: str, entries: list[CatalogEntry]) -> None:  # type: ignore[no-untyped-def]

@@ -217,3 +217,27 @@ class FloatingIP(StandardAttrs, Base):
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
 
     __table_args__ = (UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address"),)
+
+
+class Agent(Base):
+    """A network agent of one host (Neutron's ``agents`` table): what ``/v2.0/agents`` lists.
+
+    Kumo's one agent process per host reports up to four rows, one per role it
+    plays (Linux bridge, DHCP, L3, metadata), as Neutron's separate agents do;
+    ``configurations`` carries what the other hosts need (the tunnel address).
+    """
+
+    __tablename__ = "network_agents"
+    __table_args__ = (UniqueConstraint("agent_type", "host"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(255))
+    binary: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    configurations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

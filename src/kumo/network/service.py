@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from kumo.core.config import NetworkOptions
 from kumo.core.db import Database
+from kumo.network.agents import AgentService
 from kumo.network.floating_ips import FloatingIPService
 from kumo.network.networks import NetworkService
 from kumo.network.ports import PortService
@@ -26,6 +27,7 @@ class Neutron:
     tags: TagService
     routers: RouterService
     floating_ips: FloatingIPService
+    agents: AgentService
 
     @classmethod
     def build(cls, db: Database, options: NetworkOptions) -> Neutron:
@@ -35,4 +37,5 @@ class Neutron:
         ports = PortService(db, networks, groups, options.dns_domain)
         return cls(networks=networks, subnets=SubnetService(db, networks), ports=ports, security_groups=groups,
                    quotas=quotas, tags=TagService(db), routers=RouterService(db, networks, ports),
-                   floating_ips=FloatingIPService(db, networks, ports))
+                   floating_ips=FloatingIPService(db, networks, ports),
+                   agents=AgentService(db, options.agent_down_time))

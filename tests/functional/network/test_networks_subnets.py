@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nettest import API, NetEnv, neutron_error
+from neutrontest import API, NetEnv, neutron_error
 
 
 async def test_version_discovery_and_extensions(net: NetEnv) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-from nettest import NetEnv, neutron_error
+from neutrontest import NetEnv, neutron_error
 
 
 async def test_a_port_gets_an_address_mac_and_the_default_group(net: NetEnv) -> None:

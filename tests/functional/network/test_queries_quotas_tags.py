@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from nettest import API, NetEnv, neutron_error
+from neutrontest import API, NetEnv, neutron_error
 
 
 async def test_fields_filters_and_sorting(net: NetEnv) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nettest import Caller, NetEnv, neutron_error
+from neutrontest import Caller, NetEnv, neutron_error
 
 
 async def topology(net: NetEnv, who: Caller) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from nettest import NetEnv, neutron_error
+from neutrontest import NetEnv, neutron_error
 
 
 async def rule(net: NetEnv, who, group: str, expect: int = 201, **fields: object):  # type: ignore[no-untyped-def]

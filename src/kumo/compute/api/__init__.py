@@ -26,6 +26,7 @@ from kumo.compute.api import (
     os_services,
     quota_sets,
     remote_consoles,
+    security_groups,
     server_actions,
     server_groups,
     server_metadata,
@@ -42,7 +43,8 @@ from kumo.core.web import service_app
 
 ROUTE_MODULES = [versions, flavors, flavor_extra_specs, flavor_access, keypairs, servers, server_actions,
                  server_metadata, server_tags, instance_actions, server_groups, os_services, hypervisors,
-                 availability_zones, aggregates, quota_sets, limits, usage, remote_consoles]
+                 availability_zones, aggregates, quota_sets, limits, usage, remote_consoles,
+                 security_groups]
 PUBLIC_PATHS = {"/", VERSION_PREFIX, VERSION_PREFIX + "/"}
 
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from kumo.compute.api.common import action_body, at_least, authorize, deps, request_context
 from kumo.compute.api.remote_consoles import LEGACY_ACTIONS
 from kumo.compute.api.schemas import Strict
+from kumo.compute.api.security_groups import add_security_group, remove_security_group
 from kumo.compute.api.validation import Name, detail, invalid, one_of, parse
 from kumo.compute.context import RequestContext
 from kumo.compute.server_actions import InstanceRef, ServerActions, is_expected_locked_by
@@ -251,6 +252,8 @@ ACTIONS: dict[str, Handler] = {
     "os-getConsoleOutput": console_output,
     "os-resetState": reset_state,
     "rebuild": rebuild,
+    "addSecurityGroup": add_security_group,
+    "removeSecurityGroup": remove_security_group,
     **LEGACY_ACTIONS,
 }
 

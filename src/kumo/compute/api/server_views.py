@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from kumo.compute.api.common import api_root, at_least, links
 from kumo.compute.api.views import nova_time
+from kumo.compute.network import addresses
 from kumo.compute.server_query import HOST_UNKNOWN, ServerRecord
 
 PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
@@ -122,7 +123,7 @@ def server_detail(request: Request, rec: ServerRecord, seen: Visibility, *, is_a
     """Nova's ``ViewBuilder.show`` for one server (no ``{"server": ...}`` wrapper)."""
     view: dict[str, Any] = {
         "accessIPv4": rec.access_ip_v4 or "", "accessIPv6": rec.access_ip_v6 or "",
-        "addresses": {}, "created": isotime(rec.created_at), "flavor": _flavor(request, rec, seen.extra_specs),
+        "addresses": addresses(rec.network_info), "created": isotime(rec.created_at), "flavor": _flavor(request, rec, seen.extra_specs),
         "hostId": host_id(rec.project_id, rec.host), "id": rec.uuid, "image": _image(request, rec),
         "links": links(request, "servers", rec.uuid), "metadata": dict(rec.metadata), "name": rec.name,
         "status": rec.status, "tenant_id": rec.project_id, "user_id": rec.user_id,

@@ -25,6 +25,7 @@ from kumo.compute import resources
 from kumo.compute.context import RequestContext
 from kumo.compute.instances import add_fault, finish_event, save_instance, start_event
 from kumo.compute.models import Instance
+from kumo.compute.network import NetworkAPI
 from kumo.compute.rpcapi import ComputeAgentAPI, SchedulerAPI
 from kumo.compute.states import TaskState, VmState
 from kumo.core.config import ComputeOptions
@@ -32,18 +33,33 @@ from kumo.core.db import Database, utcnow
 
 log = logging.getLogger("kumo.compute.conductor")
 #: What the bus may call on a conductor.
-CONDUCTOR_METHODS = frozenset({"build_instances", "resize_instance"})
+CONDUCTOR_METHODS = frozenset({"build_instances", "resize_instance", "refresh_network_info"})
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
 RESIZE_EVENT = "conductor_migrate_server"
 
 
 class ConductorManager:
     def __init__(self, db: Database, options: ComputeOptions, scheduler: SchedulerAPI,
-                 agents: ComputeAgentAPI) -> None:
+                 agents: ComputeAgentAPI, network: NetworkAPI | None = None) -> None:
         self.db = db
         self.options = options
         self.scheduler = scheduler
         self.agents = agents
+        self.network = network
+
+    async def refresh_network_info(self, instance_uuids: list[str]) -> None:
+        """Neutron's ``network-changed`` event: re-read the instances' ports (a floating IP came or went)."""
+        if self.network is None:
+            return
+        for uuid in instance_uuids:
+            async with self.db.session() as s:
+                row = await s.get(Instance, uuid)
+                cached = None if row is None or row.deleted_at is not None else list(row.network_info or [])
+            if cached is None:
+                continue
+            fresh = await self.network.refresh(uuid, cached)
+            async with self.db.session() as s:
+                await save_instance(s, uuid, network_info=fresh)
 
     async def build_instances(self, ctx: dict[str, Any], instance_uuids: list[str], request: dict[str, Any]) -> None:
         context = RequestContext.from_dict(ctx)

@@ -11,13 +11,14 @@ readers with the same content, as in Nova:
 Versions follow Nova's: a file or key appears from the version that
 introduced it (``keys`` and ``random_seed`` from 2013-04-04, ``project_id``
 from 2015-10-15, ``devices`` from 2016-06-30, ``dedicated_cpus`` from
-2020-10-14). Network facts (``network_data.json``, ``local-ipv4``) are
-empty until instances have ports.
+2020-10-14). Network facts (``network_data.json``, ``local-ipv4``,
+``public-ipv4``) come from the instance's ``network_info`` (its ports).
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import posixpath
 import zlib
@@ -104,7 +105,10 @@ class InstanceMetadata:
             reservation_id=row.reservation_id or "", flavor_name=str((row.flavor or {}).get("name") or ""),
             image_id=row.image_ref, kernel_id=sysmeta.get("kernel_id") or None,
             ramdisk_id=sysmeta.get("ramdisk_id") or None, vendor_data=dict(vendor_data or {}),
-            password="".join(str(sysmeta.get(f"password_{i}") or "") for i in range(4)))
+            password="".join(str(sysmeta.get(f"password_{i}") or "") for i in range(4)),
+            network_data=network_data(row.network_info or []),
+            local_ipv4=_first_address(row.network_info or [], "fixed"),
+            public_ipv4=_first_address(row.network_info or [], "floating"))
 
     # -- the OpenStack tree
 
@@ -265,3 +269,61 @@ def _render(node: Any) -> bytes:
 
 def _key_type(key_data: str) -> str:
     return "x509" if key_data.lstrip().startswith("-----BEGIN CERTIFICATE") else "ssh"
+
+
+def network_data(network_info: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nova's ``network_data.json`` (``netutils.get_network_metadata``): links, networks and DNS services."""
+    if not network_info:
+        return {}
+    links, networks, services = [], [], []
+    for vif in network_info:
+        link = vif.get("devname") or f"tap{vif['id'][:11]}"
+        links.append({"id": link, "vif_id": vif["id"], "type": vif.get("type") or "bridge",
+                      "mtu": vif["network"].get("mtu"), "ethernet_mac_address": vif["address"]})
+        for subnet in vif["network"]["subnets"]:
+            for ip in subnet["ips"]:
+                networks.append(_network_entry(len(networks), link, vif, subnet, ip["address"]))
+            for dns in subnet.get("dns") or ():
+                entry = {"type": "dns", "address": dns}
+                if entry not in services:
+                    services.append(entry)
+    return {"links": links, "networks": networks, "services": services}
+
+
+def _network_entry(index: int, link: str, vif: dict[str, Any], subnet: dict[str, Any], address: str
+                   ) -> dict[str, Any]:
+    net = ipaddress.ip_network(subnet["cidr"]) if subnet.get("cidr") else None
+    version = int(subnet.get("version") or ipaddress.ip_address(address).version)
+    entry: dict[str, Any] = {"id": f"network{index}", "link": link, "network_id": vif["network"]["id"]}
+    if version == 4 and subnet.get("dhcp", True):
+        entry["type"] = "ipv4_dhcp"
+    elif version == 6 and subnet.get("ipv6_address_mode"):
+        entry["type"] = f"ipv6_{subnet['ipv6_address_mode']}"
+    else:
+        entry["type"] = f"ipv{version}"
+    if not entry["type"].endswith("_dhcp") and net is not None:
+        entry["ip_address"] = address
+        entry["netmask"] = str(net.netmask) if version == 4 else str(net.prefixlen)
+        routes = []
+        if subnet.get("gateway"):
+            routes.append({"network": "0.0.0.0" if version == 4 else "::",
+                           "netmask": "0.0.0.0" if version == 4 else "0", "gateway": subnet["gateway"]})
+        for route in subnet.get("routes") or ():
+            dest = ipaddress.ip_network(route["destination"])
+            routes.append({"network": str(dest.network_address),
+                           "netmask": str(dest.netmask) if version == 4 else str(dest.prefixlen),
+                           "gateway": route["nexthop"]})
+        entry["routes"] = routes
+        entry["services"] = [{"type": "dns", "address": d} for d in subnet.get("dns") or ()]
+    return entry
+
+
+def _first_address(network_info: list[dict[str, Any]], kind: str) -> str:
+    for vif in network_info:
+        for subnet in vif["network"]["subnets"]:
+            for ip in subnet["ips"]:
+                if kind == "fixed" and ipaddress.ip_address(ip["address"]).version == 4:
+                    return str(ip["address"])
+                if kind == "floating" and ip.get("floating_ips"):
+                    return str(ip["floating_ips"][0])
+    return ""

@@ -80,6 +80,7 @@ Kumo is up ({seconds:.1f}s): {base}
   identity  {base}/identity/v3
   image     {base}/image
   compute   {base}/compute/v2.1
+  network   {base}/network/v2.0
 
 Use it with the OpenStack client:
   export OS_CLIENT_CONFIG_FILE={clouds}
@@ -87,7 +88,7 @@ Use it with the OpenStack client:
   {osc} token issue
 or: source {settings.state_dir / 'openrc'}
 
-{_compute_line(settings)}
+{_compute_line(settings)}{_network_line(settings)}
 The admin password is in {settings.state_dir / 'admin-password'}. Ctrl-C stops the cloud; data stays.
 """, flush=True)
 
@@ -104,6 +105,21 @@ def _compute_line(settings: Settings) -> str:
             f"http://{console.proxy_host}:{console.proxy_port}/, metadata API on "
             f"{settings.metadata.listen}:{settings.metadata.port}.\n"
             f"  Guests keep running when Kumo stops and are adopted at the next start.\n")
+
+
+def _network_line(settings: Settings) -> str:
+    """Where guests' networks live, and how to reach them from this host."""
+    import os
+
+    options = settings.network
+    if options.dataplane == "fake" or os.geteuid() != 0:
+        return ("Network: no dataplane (fake, or not root): networks, ports and addresses exist in the API only.\n")
+    line = "Network: Linux bridges, dnsmasq and nftables on this host"
+    if options.bootstrap_networks:
+        line += (f"; `private` ({options.private_cidr}) is routed by router1 to `public` ({options.public_cidr},\n"
+                 f"  on br-public): `openstack server create --network private ...`, then `floating ip create public`\n"
+                 f"  and `server add floating ip` to reach a guest from this host.")
+    return line + "\n"
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:

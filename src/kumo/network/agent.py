@@ -120,6 +120,8 @@ class NetworkAgent:
         self._synced = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._floating_seen: dict[str, tuple[str, ...]] | None = None
+        self._applied: HostPlan | None = None  # the last plan applied in full; parts equal to it are skipped
+        self._full = True  # the next sync re-applies every part
         self._started = utcnow()
 
     @property
@@ -154,6 +156,8 @@ class NetworkAgent:
                 log.exception("network agent periodic job failed")
 
     async def _periodic(self) -> None:
+        """Re-apply everything, even what looks unchanged: heals kernel state someone else changed."""
+        self._full = True
         self.request_sync()
 
     # -- RPC
@@ -220,7 +224,11 @@ class NetworkAgent:
         return plan
 
     async def _apply(self, plan: HostPlan) -> None:
+        """Bring the host to ``plan``; parts equal to the last applied plan are skipped (a rule change on a
+        host with 1,000 ports reloads the firewall only, not 1,000 links)."""
         d = self.drivers
+        last = None if self._full else self._applied
+        self._full, self._applied = False, None  # a failure below means the next sync redoes everything
         wanted_dhcp = {p.network_id for p in plan.dhcp}
         for network_id in await asyncio.to_thread(d.dhcp.networks):
             if network_id not in wanted_dhcp:
@@ -229,16 +237,25 @@ class NetworkAgent:
         if d.metadata is not None:
             for router_id in d.metadata.running() - set(wanted_routers):
                 await d.metadata.stop(router_id)
-        await asyncio.to_thread(d.firewall.apply, plan.firewall, plan.guarded_bridges)
-        await asyncio.to_thread(d.dataplane.sync, plan)
+        if last is None or (last.firewall, last.guarded_bridges) != (plan.firewall, plan.guarded_bridges):
+            await asyncio.to_thread(d.firewall.apply, plan.firewall, plan.guarded_bridges)
+        if last is None or (last.networks, last.vifs, last.dhcp, last.routers) != \
+                (plan.networks, plan.vifs, plan.dhcp, plan.routers):
+            await asyncio.to_thread(d.dataplane.sync, plan)
+        before = {p.network_id: p for p in last.dhcp} if last is not None else {}
         for dhcp in plan.dhcp:
-            await asyncio.to_thread(d.dhcp.ensure, dhcp)
+            if before.get(dhcp.network_id) != dhcp:
+                await asyncio.to_thread(d.dhcp.ensure, dhcp)
+        routers_before = {r.router_id: r for r in last.routers} if last is not None else {}
         for router in plan.routers:
+            if routers_before.get(router.router_id) == router:
+                continue
             await asyncio.to_thread(d.nat.apply, router)
             if d.metadata is not None and router.interfaces:
                 await d.metadata.start(router.router_id, router.namespace, router.metadata)
             elif d.metadata is not None and router.router_id in d.metadata.running():
                 await d.metadata.stop(router.router_id)
+        self._applied = plan
 
     # -- what the agent writes back
 
@@ -315,8 +332,10 @@ class NetworkAgent:
             for agent_type, binary, topic in self._agent_types():
                 row = await s.scalar(select(Agent).where(Agent.agent_type == agent_type, Agent.host == self.host))
                 if row is None:
+                    zone = "nova" if agent_type in ("DHCP agent", "L3 agent") else None
                     s.add(Agent(id=str(uuid.uuid4()), agent_type=agent_type, binary=binary, topic=topic,
                                 host=self.host, configurations=configs[agent_type], created_at=now,
+                                availability_zone=zone,
                                 started_at=self._started, heartbeat_timestamp=now))
                 else:
                     row.configurations = configs[agent_type]

@@ -8,6 +8,8 @@ kernel-facing driver for its in-memory twin (tests, fleet simulation).
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from kumo.core.bus import Bus, Consumer
@@ -25,14 +27,22 @@ from kumo.network.agent import (
 from kumo.network.agent_plan import HostRole
 from kumo.network.service import Neutron
 
+log = logging.getLogger("kumo.network.host")
+
 
 def make_drivers(settings: Settings, secret: str) -> Drivers:
-    """The kernel-facing drivers ``network.dataplane`` names."""
+    """The kernel-facing drivers ``network.dataplane`` names (the fakes without root: networks then exist
+    in the API only, which the log says)."""
     from kumo.network import dhcp, l3
     from kumo.network.dataplane import create_dataplane
     from kumo.network.firewall import create_firewall
 
-    if settings.network.dataplane == "fake":
+    fake = settings.network.dataplane == "fake"
+    if not fake and os.geteuid() != 0:
+        log.warning("network dataplane %r needs root; running without one (networks exist in the API only)",
+                    settings.network.dataplane)
+        fake = True
+    if fake:
         return Drivers(dataplane=create_dataplane("fake"), firewall=create_firewall("fake"), dhcp=dhcp.FakeDhcp(),
                        nat=l3.FakeRouterNat(), metadata=None)
     return Drivers(dataplane=create_dataplane(settings.network.dataplane), firewall=create_firewall("nftables"),

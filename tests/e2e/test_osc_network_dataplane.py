@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e_support import KumoProcess
+
 from kumo.compute.virt.qemu.process import is_guest_process
 from kumo.network.dataplane.base import KUMO_LINK_PREFIXES, KUMO_NETNS_PREFIXES
 

@@ -214,12 +214,16 @@ async def test_a_servers_groups_and_adding_and_removing_one(env: ComputeEnv) -> 
     assert await port_groups(env, alice, server) == sorted([default_id, web["id"]])
     listed = (await env.call(alice, "GET", f"/servers/{server}/os-security-groups")).json()["security_groups"]
     assert [g["name"] for g in listed] == ["default", "web"]
+    shown = (await env.call(alice, "GET", f"/servers/{server}")).json()["server"]
+    assert shown["security_groups"] == [{"name": "default"}, {"name": "web"}]
     [web_rule] = [g for g in listed if g["name"] == "web"][0]["rules"]
     assert web_rule["ip_range"] == {"cidr": "0.0.0.0/0"} and web_rule["from_port"] == 80
 
     await env.call(alice, "POST", f"/servers/{server}/action", expect=202,
                    json={"removeSecurityGroup": {"name": default_id}})  # by id works too
     assert await port_groups(env, alice, server) == [web["id"]]
+    shown = (await env.call(alice, "GET", f"/servers/{server}")).json()["server"]
+    assert shown["security_groups"] == [{"name": "web"}]
     r = await env.call(alice, "POST", f"/servers/{server}/action", expect=404,
                        json={"removeSecurityGroup": {"name": "default"}})
     assert fault(r, "itemNotFound", 404) == f"Security group default not associated with the instance {server}"

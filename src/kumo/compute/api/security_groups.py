@@ -30,6 +30,7 @@ from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_l
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.validation import invalid, parse, parse_body, show_value
 from kumo.compute.context import RequestContext
+from kumo.compute.models import Instance
 from kumo.compute.security_group_api import (
     NovaGroup,
     NovaRule,
@@ -327,7 +328,9 @@ async def add_security_group(request: Request, value: Any) -> Response:
     """``addSecurityGroup``: the group goes on each of the server's ports (202)."""
     ref = parse(AddBody, {"addSecurityGroup": value}).add
     ctx, inst = await _server(request, "add", request.path_params["server_id"])
-    await _api(request, ctx).add_to_instance(inst.uuid, _name(ref))
+    api = _api(request, ctx)
+    await api.add_to_instance(inst.uuid, _name(ref))
+    await _remember_groups(request, inst.uuid, api)
     return empty_response(202)
 
 
@@ -335,8 +338,19 @@ async def remove_security_group(request: Request, value: Any) -> Response:
     """``removeSecurityGroup``: the group leaves each port that has it (202; 404 if none had it)."""
     ref = parse(RemoveBody, {"removeSecurityGroup": value}).remove
     ctx, inst = await _server(request, "remove", request.path_params["server_id"])
-    await _api(request, ctx).remove_from_instance(inst.uuid, _name(ref))
+    api = _api(request, ctx)
+    await api.remove_from_instance(inst.uuid, _name(ref))
+    await _remember_groups(request, inst.uuid, api)
     return empty_response(202)
+
+
+async def _remember_groups(request: Request, uuid: str, api: SecurityGroupAPI) -> None:
+    """The server view's ``security_groups`` (names kept with the instance) follows the ports' groups."""
+    names = sorted({str(g["name"]) for g in await api.instance_groups(uuid)})
+    async with deps(request).db.session() as s:
+        row = await s.get(Instance, uuid)
+        if row is not None:
+            row.system_metadata = {**(row.system_metadata or {}), "security_groups": names}
 
 
 routes = [

@@ -214,7 +214,9 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="kumo-bench-boot-"))
     database = create_database(args.mariadb) if args.backend == "mariadb" else None
     env = {"KUMO_COMPUTE__FAKE_HOSTS": str(args.hosts), "KUMO_COMPUTE__DRIVER": "fake",
-           "KUMO_NODE__HEARTBEAT_INTERVAL": "10"}
+           "KUMO_NODE__HEARTBEAT_INTERVAL": "10",
+           # Servers boot with networks "none": the control plane alone, as the figures always measured.
+           "KUMO_NETWORK__DATAPLANE": "fake", "KUMO_NETWORK__BOOTSTRAP_NETWORKS": "false"}
     if args.backend == "mariadb":
         env["KUMO_BUS__URL"] = BROKER
     server = Server(args.kumo, state, free_port(), f"{args.mariadb}/{database}" if database else None, env)

@@ -11,8 +11,8 @@ handed out twice, times ``GET /v2.0/ports?network_id=`` (all of them) and
 p50/p99 and the server's CPU per port; results in
 ``bench/results/network_ports-<backend>.json``.
 
-The dataplane figures the issue also asks for (port to DHCP-ready, rule to
-enforced) need the network agent, which does not exist yet.
+The dataplane figures (port to DHCP-ready, rule to enforced) are
+bench/network_dataplane.py's; here the network agent runs its fake drivers.
 
 Usage (from the repository root)::
 
@@ -129,7 +129,9 @@ def main() -> int:
     database = create_database(args.mariadb_url) if args.backend == "mariadb" else None
     url = f"{args.mariadb_url}/{database}" if database else None
     env = {"KUMO_COMPUTE__DRIVER": "fake", "KUMO_METADATA__PORT": str(free_port()),
-           "KUMO_CONSOLE__PROXY_PORT": str(free_port()), "KUMO_NETWORK__QUOTA_PORT": "-1"}
+           "KUMO_CONSOLE__PROXY_PORT": str(free_port()), "KUMO_NETWORK__QUOTA_PORT": "-1",
+           # The API and IPAM alone (bench/network_dataplane.py measures the agent's side).
+           "KUMO_NETWORK__DATAPLANE": "fake", "KUMO_NETWORK__BOOTSTRAP_NETWORKS": "false"}
     server = Server(args.kumo, work, free_port(), url, extra_env=env)
     load = load_average()
     try:

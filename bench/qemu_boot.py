@@ -209,7 +209,8 @@ def main() -> int:
     (work / "state").mkdir()
     env = {"KUMO_COMPUTE__DRIVER": "qemu", "KUMO_COMPUTE__RUN_DIR": str(work / "run"),
            "KUMO_IMAGE__BOOTSTRAP_TINY": "true", "KUMO_IMAGE__TINY_CACHE_DIR": DEB_CACHE,
-           "KUMO_METADATA__PORT": str(free_port()), "KUMO_CONSOLE__PROXY_PORT": str(free_port())}
+           "KUMO_METADATA__PORT": str(free_port()), "KUMO_CONSOLE__PROXY_PORT": str(free_port()),
+           "KUMO_NETWORK__DATAPLANE": "fake", "KUMO_NETWORK__BOOTSTRAP_NETWORKS": "false"}  # guests: networks none
     server = Server(args.kumo, work / "state", free_port(), None, extra_env=env)
     load = load_average()
     try:

@@ -24,8 +24,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from kumo.compute.context import RequestContext
+from kumo.compute.models import Instance
 from kumo.core import errors
 from kumo.core.clients import NetworkClient
+from kumo.core.db import Database
 
 NovaGroup = dict[str, Any]
 NovaRule = dict[str, Any]
@@ -305,3 +307,11 @@ class SecurityGroupAPI:
             found = True
         if not found:
             raise errors.NotFound(f"Security group {name} not associated with the instance {instance_uuid}")
+
+
+async def remember_group_names(db: Database, instance_uuid: str, names: list[str]) -> None:
+    """Keep the instance's group names (the server view's ``security_groups``) after its ports' groups changed."""
+    async with db.session() as s:
+        row = await s.get(Instance, instance_uuid)
+        if row is not None:
+            row.system_metadata = {**(row.system_metadata or {}), "security_groups": names}

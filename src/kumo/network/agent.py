@@ -42,7 +42,7 @@ from kumo.network.agent_plan import (
     summary,
 )
 from kumo.network.common import Caller
-from kumo.network.dataplane.base import DhcpPlan, HostPlan, RouterPlan
+from kumo.network.dataplane.base import DhcpPlan, HostPlan, RouterPlan, VifPlan
 from kumo.network.models import Agent, FloatingIP, Port
 
 log = logging.getLogger("kumo.network.agent")
@@ -55,12 +55,25 @@ NETWORK_HOST_AGENTS = (("DHCP agent", "neutron-dhcp-agent", "dhcp_agent"),
                        ("Metadata agent", "neutron-metadata-agent", "N/A"))
 
 
+#: Up to this many taps to add or remove are done one by one; more (or any other change) is one full sync.
+SMALL_CHANGE = 8
+
+
+def _links_of(plan: HostPlan) -> tuple[Any, ...]:
+    """What of a plan the link driver acts on, apart from the VIFs (DHCP hosts are dnsmasq's business)."""
+    dhcp_ports = tuple((d.network_id, d.namespace, d.interface, d.port_id, d.mac_address, d.addresses, d.mtu)
+                       for d in plan.dhcp)
+    return plan.networks, dhcp_ports, plan.routers
+
+
 def agent_topic(host: str) -> str:
     return f"network.{host}"
 
 
 class Dataplane(Protocol):
     def sync(self, plan: HostPlan) -> None: ...
+    def ensure_vif(self, plan: VifPlan) -> None: ...
+    def delete_vif(self, port_id: str) -> None: ...
 
 
 class Firewall(Protocol):
@@ -210,9 +223,10 @@ class NetworkAgent:
                 self._synced.notify_all()
 
     async def sync_once(self) -> HostPlan:
-        if not self.role.l2_only and self.ensure_dhcp_port is not None:
-            await self.ensure_dhcp_port.reconcile()
         snap = await read_snapshot(self.db)
+        if not self.role.l2_only and self.ensure_dhcp_port is not None:
+            if await self.ensure_dhcp_port.reconcile(snap):
+                snap = await read_snapshot(self.db)  # the DHCP ports it just made or changed
         role = self.role
         peers = await self._peers()
         if peers != role.peers:
@@ -239,9 +253,7 @@ class NetworkAgent:
                 await d.metadata.stop(router_id)
         if last is None or (last.firewall, last.guarded_bridges) != (plan.firewall, plan.guarded_bridges):
             await asyncio.to_thread(d.firewall.apply, plan.firewall, plan.guarded_bridges)
-        if last is None or (last.networks, last.vifs, last.dhcp, last.routers) != \
-                (plan.networks, plan.vifs, plan.dhcp, plan.routers):
-            await asyncio.to_thread(d.dataplane.sync, plan)
+        await self._apply_links(last, plan)
         before = {p.network_id: p for p in last.dhcp} if last is not None else {}
         for dhcp in plan.dhcp:
             if before.get(dhcp.network_id) != dhcp:
@@ -256,6 +268,22 @@ class NetworkAgent:
             elif d.metadata is not None and router.router_id in d.metadata.running():
                 await d.metadata.stop(router.router_id)
         self._applied = plan
+
+    async def _apply_links(self, last: HostPlan | None, plan: HostPlan) -> None:
+        """Links and namespaces: a few VIFs come or go -> just those taps; anything else -> a full sync."""
+        d = self.drivers
+        if last is not None and _links_of(last) == _links_of(plan):
+            before = {v.port_id: v for v in last.vifs}
+            after = {v.port_id: v for v in plan.vifs}
+            added = [v for v in plan.vifs if before.get(v.port_id) != v]
+            gone = [p for p in before if p not in after]
+            if len(added) + len(gone) <= SMALL_CHANGE:
+                for vif in added:
+                    await asyncio.to_thread(d.dataplane.ensure_vif, vif)
+                for port_id in gone:
+                    await asyncio.to_thread(d.dataplane.delete_vif, port_id)
+                return
+        await asyncio.to_thread(d.dataplane.sync, plan)
 
     # -- what the agent writes back
 
@@ -371,8 +399,9 @@ class DhcpPortMaker:
     def device_id(self, network_id: str) -> str:
         return f"dhcp{uuid.uuid5(uuid.NAMESPACE_DNS, self.host)}-{network_id}"
 
-    async def reconcile(self) -> None:
-        snap = await read_snapshot(self.db)
+    async def reconcile(self, snap: Snapshot) -> bool:
+        """Make ``snap`` have the DHCP ports it should; True when something was written."""
+        changed = False
         dhcp_ports = {p.network_id: p for p in snap.ports.values() if p.device_owner == DHCP_OWNER}
         wanted: dict[str, set[str]] = {}
         for subnet in snap.subnets.values():
@@ -381,14 +410,14 @@ class DhcpPortMaker:
                 wanted.setdefault(subnet.network_id, set()).add(subnet.id)
         for network_id, port in dhcp_ports.items():
             if network_id not in wanted:
-                await self._quietly(self.ports.delete(self.caller, port.id))
+                changed |= await self._quietly(self.ports.delete(self.caller, port.id))
         for network_id, subnet_ids in wanted.items():
             network = snap.networks.get(network_id)
             if network is None:
                 continue
             port = dhcp_ports.get(network_id)
             if port is None:
-                await self._quietly(self.ports.create(self.caller, {
+                changed |= await self._quietly(self.ports.create(self.caller, {
                     "network_id": network_id, "project_id": network.project_id, "device_owner": DHCP_OWNER,
                     "device_id": self.device_id(network_id), "binding:host_id": self.host, "name": "",
                     "fixed_ips": [{"subnet_id": s} for s in sorted(subnet_ids)]}))
@@ -398,12 +427,15 @@ class DhcpPortMaker:
                 keep = [{"subnet_id": ip.subnet_id, "ip_address": ip.address} for ip in fixed_ips(snap, port.id)
                         if ip.subnet_id in subnet_ids]
                 add = [{"subnet_id": s} for s in sorted(subnet_ids - have)]
-                await self._quietly(self.ports.update(self.caller, port.id, {"fixed_ips": keep + add}))
+                changed |= await self._quietly(self.ports.update(self.caller, port.id, {"fixed_ips": keep + add}))
+        return changed
 
     @staticmethod
-    async def _quietly(work: Awaitable[Any]) -> None:
+    async def _quietly(work: Awaitable[Any]) -> bool:
         """A DHCP port that cannot be made now (subnet full, a racing delete) is retried at the next sync."""
         try:
             await work
         except Exception as exc:  # noqa: BLE001
             log.warning("DHCP port: %s", getattr(exc, "message", None) or exc)
+            return False
+        return True

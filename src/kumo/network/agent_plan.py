@@ -83,6 +83,7 @@ class Snapshot:
     port_groups: dict[str, list[str]]  # port id -> group ids
     group_ports: dict[str, list[str]] = field(default_factory=dict)  # group id -> port ids
     fixed: dict[str, tuple[FixedIP, ...]] = field(default_factory=dict)  # port id -> addresses, filled on demand
+    members: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)  # (group, version) -> addresses
 
 
 async def read_snapshot(db: Database) -> Snapshot:
@@ -129,8 +130,13 @@ def build_plan(snap: Snapshot, role: HostRole) -> HostPlan:
             if port.device_owner == DHCP_OWNER or port.device_owner in ROUTER_INTERFACE_OWNERS \
                     or port.device_owner == ROUTER_GATEWAY_OWNER:
                 wanted_networks.add(port.network_id)
+        by_network: dict[str, list[Port]] = defaultdict(list)
+        for port in snap.ports.values():
+            by_network[port.network_id].append(port)
+        routed = {ip.subnet_id for p in snap.ports.values() if p.device_owner in ROUTER_INTERFACE_OWNERS
+                  for ip in fixed_ips(snap, p.id)}
         dhcp = [plan for port in snap.ports.values() if port.device_owner == DHCP_OWNER
-                and (plan := _dhcp(snap, port)) is not None]
+                and (plan := _dhcp(snap, port, by_network[port.network_id], routed)) is not None]
         routers = [_router(snap, r) for r in snap.routers.values() if r.admin_state_up]
     networks = [_network(snap, snap.networks[n], role) for n in sorted(wanted_networks) if n in snap.networks]
     guarded = tuple(n.bridge for n in networks if n.network_type == "flat")
@@ -194,9 +200,7 @@ def _firewall(snap: Snapshot, port: Port) -> PortFirewall:
 def _rule(snap: Snapshot, row: RuleRow) -> SecurityGroupRule | None:
     remote: tuple[str, ...] | None = None
     if row.remote_group_id:
-        version = 4 if row.ethertype == "IPv4" else 6
-        remote = tuple(sorted({ip.address for p in snap.group_ports.get(row.remote_group_id, ())
-                               for ip in fixed_ips(snap, p) if ip.version == version}))
+        remote = _members(snap, row.remote_group_id, 4 if row.ethertype == "IPv4" else 6)
     protocol = row.protocol
     if protocol in ("icmpv6", "ipv6-icmp", "58") or (protocol == "icmp" and row.ethertype == "IPv6"):
         protocol = "ipv6-icmp"
@@ -211,10 +215,19 @@ def _rule(snap: Snapshot, row: RuleRow) -> SecurityGroupRule | None:
                              remote_ip_prefix=row.remote_ip_prefix, remote_addresses=remote)
 
 
+def _members(snap: Snapshot, group_id: str, version: int) -> tuple[str, ...]:
+    """The addresses of a group's ports, once per snapshot (every port of a default group asks for them)."""
+    key = (group_id, version)
+    if key not in snap.members:
+        snap.members[key] = tuple(sorted({ip.address for p in snap.group_ports.get(group_id, ())
+                                          for ip in fixed_ips(snap, p) if ip.version == version}))
+    return snap.members[key]
+
+
 # -- DHCP
 
 
-def _dhcp(snap: Snapshot, dhcp_port: Port) -> DhcpPlan | None:
+def _dhcp(snap: Snapshot, dhcp_port: Port, network_ports: list[Port], routed: set[str]) -> DhcpPlan | None:
     network = snap.networks.get(dhcp_port.network_id)
     if network is None:
         return None
@@ -222,15 +235,13 @@ def _dhcp(snap: Snapshot, dhcp_port: Port) -> DhcpPlan | None:
     if not subnets:
         return None
     hosts = []
-    for port in snap.ports.values():
-        if port.network_id != network.id or port.id == dhcp_port.id or port.device_owner == DHCP_OWNER:
+    for port in network_ports:
+        if port.id == dhcp_port.id or port.device_owner == DHCP_OWNER:
             continue
         addresses = tuple(ip.address for ip in fixed_ips(snap, port.id))
         if addresses:
             hostname = port.dns_name or f"host-{addresses[0].replace('.', '-').replace(':', '-')}"
             hosts.append(DhcpHost(port.mac_address, addresses, hostname))
-    has_router = {ip.subnet_id for p in snap.ports.values() if p.device_owner in ROUTER_INTERFACE_OWNERS
-                  for ip in fixed_ips(snap, p.id)}
     return DhcpPlan(
         network_id=network.id, namespace=dhcp_namespace(network.id), interface=dhcp_interface(dhcp_port.id),
         port_id=dhcp_port.id, mac_address=dhcp_port.mac_address, addresses=fixed_ips(snap, dhcp_port.id),
@@ -240,7 +251,7 @@ def _dhcp(snap: Snapshot, dhcp_port: Port) -> DhcpPlan | None:
             dns_nameservers=tuple(s.dns_nameservers or ()),
             host_routes=tuple((r["destination"], r["nexthop"]) for r in s.host_routes or ()),
             # Router advertisements come from dnsmasq, also for subnets on a router (Kumo's routers send none).
-            ipv6_ra_mode=s.ipv6_ra_mode if s.ip_version == 6 and (s.ipv6_ra_mode or s.id in has_router) else None,
+            ipv6_ra_mode=s.ipv6_ra_mode if s.ip_version == 6 and (s.ipv6_ra_mode or s.id in routed) else None,
             ipv6_address_mode=s.ipv6_address_mode) for s in sorted(subnets, key=lambda s: s.created_at)),
         hosts=tuple(sorted(hosts, key=lambda h: h.mac_address)), dns_domain=network.dns_domain or "openstacklocal")
 

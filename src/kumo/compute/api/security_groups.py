@@ -30,7 +30,6 @@ from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_l
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.validation import invalid, parse, parse_body, show_value
 from kumo.compute.context import RequestContext
-from kumo.compute.models import Instance
 from kumo.compute.security_group_api import (
     NovaGroup,
     NovaRule,
@@ -39,6 +38,7 @@ from kumo.compute.security_group_api import (
     is_uuid_like,
     new_ingress_rule,
     parse_cidr,
+    remember_group_names,
     validate_id,
 )
 from kumo.compute.server_actions import InstanceRef, ServerActions
@@ -347,10 +347,7 @@ async def remove_security_group(request: Request, value: Any) -> Response:
 async def _remember_groups(request: Request, uuid: str, api: SecurityGroupAPI) -> None:
     """The server view's ``security_groups`` (names kept with the instance) follows the ports' groups."""
     names = sorted({str(g["name"]) for g in await api.instance_groups(uuid)})
-    async with deps(request).db.session() as s:
-        row = await s.get(Instance, uuid)
-        if row is not None:
-            row.system_metadata = {**(row.system_metadata or {}), "security_groups": names}
+    await remember_group_names(deps(request).db, uuid, names)
 
 
 routes = [

@@ -40,6 +40,10 @@ METADATA_ADDRESS = "169.254.169.254"
 METADATA_PROXY_PORT = 9697
 
 
+class DataplaneError(RuntimeError):
+    """A plan could not be (fully) applied; the message names every part that failed."""
+
+
 def bridge_name(network_id: str) -> str:
     return f"brq{network_id[:PREFIX]}"
 

@@ -25,16 +25,16 @@ import ipaddress
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError, netns
 
 from kumo.network.dataplane.base import (
     KUMO_NETNS_PREFIXES,
+    DataplaneError,
     DhcpPlan,
     FixedIP,
     HostPlan,
@@ -48,6 +48,14 @@ from kumo.network.dataplane.base import (
     tap_name,
     vxlan_name,
 )
+from kumo.network.dataplane.netns import (
+    NETNS_DIR,
+    enable_forwarding,
+    ensure_namespace,
+    in_namespace,
+    namespace_exists,
+    netns_path,
+)
 
 log = logging.getLogger("kumo.network.dataplane")
 
@@ -57,7 +65,6 @@ KUMO_PROTO = 75
 ALIAS_PREFIX = "kumo network "
 VXLAN_PORT = 4789
 ZERO_MAC = "00:00:00:00:00:00"
-NETNS_DIR = "/var/run/netns"
 MAIN_TABLE = 254
 #: Route protocols of routes someone added by hand or Kumo added (boot, static, kumo); kernel/RA routes are kept.
 MANAGED_ROUTE_PROTOS = frozenset({3, 4, KUMO_PROTO})
@@ -72,11 +79,6 @@ PHYS_BRIDGE_RE = re.compile(r"br-[A-Za-z0-9_.-]{1,12}")
 NS_INTERFACE_RE = re.compile(r"(ns|qr|qg)-[0-9a-f-]{11}")
 ROUTER_INTERFACE_PREFIXES = ("qr-", "qg-")
 
-T = TypeVar("T")
-
-
-class DataplaneError(RuntimeError):
-    """A plan could not be (fully) applied; the message names every part that failed."""
 
 
 # --------------------------------------------------------------------------- names and ownership
@@ -189,20 +191,35 @@ class Link:
 
 
 class Links:
-    """One dump of a namespace's links, kept current as this driver changes them (no re-dump per object)."""
+    """One dump of a namespace's links, kept current as this driver changes them (no re-dump per object).
 
-    def __init__(self, ipr: IPRoute) -> None:
+    ``lazy``: no dump until something iterates; ``get`` asks for one link by name (decoding a dump of 1,000
+    links costs pyroute2 a second, too much for adding one tap).
+    """
+
+    def __init__(self, ipr: IPRoute, *, lazy: bool = False) -> None:
         self.ipr = ipr
         self.by_name: dict[str, Link] = {}
-        self.reload()
+        self._complete = False
+        if not lazy:
+            self.reload()
 
     def reload(self) -> None:
         self.by_name = {link.name: link for link in map(Link.from_msg, self.ipr.get_links())}
+        self._complete = True
 
     def __iter__(self) -> Iterator[Link]:
+        if not self._complete:
+            self.reload()
         return iter(list(self.by_name.values()))
 
     def get(self, name: str) -> Link | None:
+        if name not in self.by_name and not self._complete:
+            try:
+                self.by_name[name] = Link.from_msg(self.ipr.link("get", ifname=name)[0])
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:
+                    raise
         return self.by_name.get(name)
 
     def refresh(self, name: str) -> Link:
@@ -212,7 +229,7 @@ class Links:
         return link
 
     def index(self, name: str) -> int:
-        link = self.by_name.get(name)
+        link = self.get(name)
         if link is None:
             raise DataplaneError(f"{name} does not exist (ensure_network before its ports)")
         return link.index
@@ -252,9 +269,9 @@ class Links:
 class _Host:
     """The driver's view of its own namespace for one call: links dumped once, FDB floods dumped on demand."""
 
-    def __init__(self, ipr: IPRoute) -> None:
+    def __init__(self, ipr: IPRoute, *, lazy: bool = False) -> None:
         self.ipr = ipr
-        self.links = Links(ipr)
+        self.links = Links(ipr, lazy=lazy)
         self._floods: dict[int, set[str]] | None = None
 
     def floods(self) -> dict[int, set[str]]:
@@ -270,9 +287,9 @@ class _Host:
 
 
 @contextmanager
-def _host() -> Iterator[_Host]:
+def _host(*, lazy: bool = False) -> Iterator[_Host]:
     with IPRoute() as ipr:
-        yield _Host(ipr)
+        yield _Host(ipr, lazy=lazy)
 
 
 @contextmanager
@@ -285,23 +302,6 @@ def _netns_links(namespace: str) -> Iterator[Links]:
 # --------------------------------------------------------------------------- namespaces
 
 
-def _netns_path(name: str) -> str:
-    return os.path.join(NETNS_DIR, name)
-
-
-def _namespace_exists(name: str) -> bool:
-    """A usable namespace is a bind mount; a bare file is what a crash mid-``create`` leaves behind."""
-    return os.path.ismount(_netns_path(name))
-
-
-def _ensure_namespace(name: str) -> None:
-    if _namespace_exists(name):
-        return
-    if os.path.lexists(_netns_path(name)):
-        os.unlink(_netns_path(name))  # half-made by a crash: not mounted, so nothing lives in it
-    netns.create(name)
-
-
 def _remove_namespace(name: str) -> None:
     """Delete the namespace's links first, then detach its mount.
 
@@ -309,8 +309,8 @@ def _remove_namespace(name: str) -> None:
     if a process (a dnsmasq the DHCP driver failed to stop) keeps the
     namespace alive; the lazy unmount (MNT_DETACH) never waits for it.
     """
-    path = _netns_path(name)
-    if _namespace_exists(name):
+    path = netns_path(name)
+    if namespace_exists(name):
         try:
             with _netns_links(name) as links:
                 for link in links:
@@ -324,52 +324,6 @@ def _remove_namespace(name: str) -> None:
 
 def list_namespaces() -> list[str]:
     return sorted(n for n in netns.listnetns(NETNS_DIR) if is_kumo_namespace(n))
-
-
-def _in_namespace(namespace: str, func: Callable[[], T]) -> T:
-    """Run ``func`` on a short-lived thread that entered ``namespace``.
-
-    ``setns`` moves only the calling thread, so the agent's threads stay in the
-    host namespace; the thread checks it really is inside the namespace before
-    ``func`` runs, so a failed ``setns`` can never make it write the host's
-    sysctls.
-    """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            fd = os.open(_netns_path(namespace), os.O_RDONLY)
-            try:
-                netns.setns(fd, flags=0)
-                target = os.fstat(fd)
-            finally:
-                os.close(fd)
-            here = os.stat("/proc/thread-self/ns/net")
-            if (here.st_dev, here.st_ino) != (target.st_dev, target.st_ino):
-                raise DataplaneError(f"could not enter namespace {namespace}")
-            outcome["value"] = func()
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name=f"kumo-netns-{namespace[:20]}", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-def _enable_forwarding() -> None:
-    """Forwarding on, for the namespace of the calling thread (only ever called through :func:`_in_namespace`)."""
-    for path in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
-        try:
-            with open(path) as f:
-                if f.read().strip() == "1":
-                    continue
-            with open(path, "w") as f:
-                f.write("1")
-        except FileNotFoundError:  # IPv6 disabled on this host
-            continue
 
 
 # --------------------------------------------------------------------------- addresses and routes
@@ -499,7 +453,7 @@ class LinuxBridgeDataplane:
             self._ensure_network(host, plan)
 
     def ensure_vif(self, plan: VifPlan) -> None:
-        with _host() as host:
+        with _host(lazy=True) as host:
             self._ensure_vif(host, plan)
 
     def ensure_dhcp_port(self, plan: DhcpPlan, bridge: str) -> None:
@@ -526,7 +480,7 @@ class LinuxBridgeDataplane:
                 host.links.delete(bridge.name)
 
     def delete_vif(self, port_id: str) -> None:
-        with _host() as host:
+        with _host(lazy=True) as host:
             link = host.links.get(tap_name(port_id))
             if link is not None and is_kumo_link(link.name, link.kind):
                 host.links.delete(link.name)
@@ -683,7 +637,7 @@ class LinuxBridgeDataplane:
         require_name(NS_INTERFACE_RE, plan.interface, "interface")
         require_bridge(bridge)
         bridge_index = host.links.index(bridge)
-        _ensure_namespace(plan.namespace)
+        ensure_namespace(plan.namespace)
         with _netns_links(plan.namespace) as links:
             _lo_up(links)
             for link in links:
@@ -702,8 +656,8 @@ class LinuxBridgeDataplane:
             require_name(TAP_RE, leg.tap, "tap")
             require_name(NS_INTERFACE_RE, leg.name, "interface")
             require_bridge(leg.bridge)
-        _ensure_namespace(plan.namespace)
-        _in_namespace(plan.namespace, _enable_forwarding)
+        ensure_namespace(plan.namespace)
+        in_namespace(plan.namespace, enable_forwarding)
         with _netns_links(plan.namespace) as links:
             _lo_up(links)
             wanted = {leg.name for leg in legs}

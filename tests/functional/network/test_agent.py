@@ -204,3 +204,36 @@ async def test_a_new_agent_rebuilds_the_same_plan(net: NetEnv, cloud: Cloud) -> 
     again = await fresh.sync_once()
     assert again == plan
     assert fresh.drivers.dhcp.networks() == {network["id"]}  # type: ignore[attr-defined]
+
+
+async def test_vxlan_peers_are_the_other_hosts_tunnel_addresses(net: NetEnv, cloud: Cloud) -> None:
+    """A second host's agent (compute-only, its own tunnel address) becomes a flooding peer of the first."""
+    from kumo.network.agent import Drivers
+    from kumo.network.agent_plan import HostRole
+    from kumo.network.dataplane.fake import FakeDataplane
+    from kumo.network.dhcp import FakeDhcp
+    from kumo.network.firewall.fake import FakeFirewall
+    from kumo.network.l3 import FakeRouterNat
+
+    alice = await net.user("alice")
+    network = await net.network(alice)
+    await net.subnet(alice, network["id"], "10.7.0.0/24")
+    admin = await net.admin()
+    port = (await net.port(alice, network["id"]))["port"]
+    await net.call(admin, "PUT", f"/ports/{port['id']}", json={"port": {
+        "device_id": "vm-b", "device_owner": "compute:nova", "binding:host_id": "host-b"}})
+    other = NetworkAgent(cloud.node.db, HostRole(host="host-b", l2_only=True, local_ip="198.51.100.2"),
+                         Drivers(FakeDataplane(), FakeFirewall(), FakeDhcp(), FakeRouterNat()), ensure_dhcp_port=None)
+    await other.report()
+    remote = await other.sync_once()
+    [vif] = remote.vifs
+    assert vif.port_id == port["id"] and remote.dhcp == () and remote.routers == ()  # l2 only: no DHCP, no router
+    [remote_net] = remote.networks
+    assert remote_net.network_type == "vxlan" and remote_net.local_ip == "198.51.100.2"
+    # The first host (no tunnel address configured) sees host-b as its peer; host-b sees none (no address here).
+    plan = await settled(net, lambda p: any(n.vxlan_peers for n in p.networks))
+    [here] = [n for n in plan.networks if n.network_id == network["id"]]
+    assert here.vxlan_peers == ("198.51.100.2",) and here.segmentation_id == remote_net.segmentation_id
+    agents = (await net.call(admin, "GET", "/agents", params={"host": "host-b"})).json()["agents"]
+    assert [(a["agent_type"], a["configurations"]["tunneling_ip"]) for a in agents] == [
+        ("Linux bridge agent", "198.51.100.2")]

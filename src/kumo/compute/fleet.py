@@ -45,6 +45,7 @@ RPC_METHODS = frozenset({
     "build_and_run_instance", "terminate_instance", "stop_instance", "start_instance", "reboot_instance",
     "pause_instance", "unpause_instance", "suspend_instance", "resume_instance", "rebuild_instance",
     "resize_instance", "confirm_resize", "revert_resize", "snapshot_instance", "get_console_output", "get_console",
+    "attach_interface", "detach_interface",
 })
 
 

@@ -40,6 +40,7 @@ from kumo.compute.instances import (
     save_instance,
     start_event,
 )
+from kumo.compute.manager_interfaces import InterfaceOperations
 from kumo.compute.manager_moves import MoveOperations
 from kumo.compute.metadata.content import InstanceMetadata
 from kumo.compute.models import Instance
@@ -99,14 +100,21 @@ def instance_spec(row: Instance, flavor: Mapping[str, Any] | None = None,
         image_id=str(image.get("id")) if image and image.get("id") else row.image_ref,
         image_properties=props, kernel_id=props.get("kernel_id") or None, ramdisk_id=props.get("ramdisk_id") or None,
         user_data=user_data, metadata=dict(row.metadata_ or {}), key_data=row.key_data, key_name=row.key_name,
-        config_drive=bool(row.config_drive))
+        config_drive=bool(row.config_drive), nics=nics_of(row.network_info))
+
+
+def nics_of(network_info: list[dict[str, Any]] | None) -> tuple[NicSpec, ...]:
+    """The instance's NICs from its ports (their taps already exist on this host: the network agent keeps
+    every port bound here plugged), so a rebuild or resize keeps the guest's network."""
+    return tuple(NicSpec(port_id=v["id"], mac_address=v["address"], tap_name=v.get("devname"),
+                         mtu=v["network"].get("mtu")) for v in network_info or ())
 
 
 def _power(state: int) -> int:
     return int(PowerState(int(state)))
 
 
-class ComputeManager(MoveOperations):
+class ComputeManager(MoveOperations, InterfaceOperations):
     """The agent of ``host``. RPC methods are listed in :data:`RPC_METHODS`; nothing else is callable over the bus."""
 
     def __init__(self, *, db: Database, host: str, driver: VirtDriver, options: ComputeOptions,

@@ -143,6 +143,8 @@ class NetworkAPI:
                 else:
                     body: dict[str, Any] = {"network_id": entry["network_id"], "project_id": instance.project_id,
                                             **binding}
+                    if instance.hostname:  # Nova's dns-integration: the network's DNS answers the server's name
+                        body["dns_name"] = instance.hostname
                     network = await self.client.get_network(token, entry["network_id"])
                     if not network.get("port_security_enabled", True):
                         body["security_groups"] = []
@@ -153,7 +155,11 @@ class NetworkAPI:
                     port = await self.client.create_port(token, body)
                     made.append(port["id"])
                 ports.append(port)
-            return await self._vifs(token, ports)
+            vifs = await self._vifs(token, ports)
+            for vif, entry in zip(vifs, requested, strict=True):
+                if entry.get("tag"):  # Nova keeps it on the VirtualInterface; os-interface shows it (2.70)
+                    vif["tag"] = entry["tag"]
+            return vifs
         except BaseException:
             await self._release(token, made, taken)
             raise
@@ -187,7 +193,12 @@ class NetworkAPI:
         for port in ports:
             port["_preserve"] = port["id"] in preserved
         ports.sort(key=lambda p: order.index(p["id"]) if p["id"] in order else len(order))
-        return await self._vifs(token, ports)
+        vifs = await self._vifs(token, ports)
+        tags = {v["id"]: v["tag"] for v in network_info or () if v.get("tag")}
+        for vif in vifs:
+            if vif["id"] in tags:
+                vif["tag"] = tags[vif["id"]]
+        return vifs
 
     async def _vifs(self, token: str, ports: list[dict[str, Any]]) -> list[VIF]:
         networks: dict[str, dict[str, Any]] = {}
@@ -203,6 +214,76 @@ class NetworkAPI:
             floating = await self.client.list_floating_ips(token, port_id=port["id"])
             vifs.append(vif_from_port(port, networks[port["network_id"]], subnets, floating))
         return vifs
+
+
+    # -- os-interface: one port attached to or detached from a running instance ----------------------
+
+    async def instance_ports(self, ctx: RequestContext, instance_uuid: str) -> list[dict[str, Any]]:
+        """The instance's ports as the caller sees them (Nova's ``os-interface`` index lists with the user's token)."""
+        return await self.client.list_ports(ctx.auth_token, device_id=instance_uuid)
+
+    async def show_port(self, ctx: RequestContext, port_id: str) -> dict[str, Any]:
+        """One port with the caller's token; Nova's PortNotFound (404) when the caller cannot see it."""
+        try:
+            return await self.client.get_port(ctx.auth_token, port_id)
+        except errors.NotFound:
+            raise errors.NotFound(f"Port id {port_id} could not be found.") from None
+
+    async def validate_attach(self, ctx: RequestContext, instance_uuid: str, project_id: str,
+                              network_id: str | None, port_id: str | None, fixed_ip: str | None,
+                              tag: str | None) -> NetworkRequest:
+        """Nova's checks of ``allocate_for_instance`` for one interface, with the caller's token.
+
+        They run in the compute API (Nova runs them on the compute host, with
+        the same user context) so the caller gets Nova's 4xx before the
+        agent makes anything: an unknown port or network is a 404 here (the
+        build's 400), another project's port is PortNotUsable (400), a port
+        with a device is PortInUse (409), no network given picks the
+        project's only one (400 when there are none or several).
+        """
+        token = ctx.auth_token
+        entry: NetworkRequest = {}
+        if port_id:
+            port = await self.show_port(ctx, port_id)
+            if (port.get("project_id") or port.get("tenant_id")) != project_id:
+                raise errors.BadRequest(f"Port {port_id} not usable for instance {instance_uuid}.")
+            if port.get("device_id"):
+                raise errors.Conflict(f"Port {port_id} is still in use.")
+            entry = {"port_id": port_id, "network_id": port["network_id"]}
+        else:
+            if network_id:
+                try:
+                    network = await self.client.get_network(token, network_id)
+                except errors.NotFound:
+                    raise errors.NotFound(f"Network {network_id} could not be found.") from None
+            else:
+                candidates = [n for n in await self.client.list_networks(token, project_id=project_id)
+                              if not n.get("router:external")]
+                candidates += [n for n in await self.client.list_networks(token, shared=True)
+                               if n["id"] not in {c["id"] for c in candidates}]
+                if not candidates:
+                    raise errors.BadRequest("No specific network was requested and none are available for "
+                                            f"project '{project_id}'.")
+                if len(candidates) > 1:
+                    raise errors.BadRequest(MULTIPLE_NETWORKS)
+                network = candidates[0]
+            if network.get("router:external") and not network.get("shared") and not ctx.is_admin:
+                raise errors.Forbidden(f"It is not allowed to create an interface on external network "
+                                       f"{network['id']}")
+            entry = {"network_id": network["id"]}
+            if fixed_ip:
+                entry["fixed_ip"] = fixed_ip
+        if tag:
+            entry["tag"] = tag
+        return entry
+
+    async def release_port(self, port_id: str, preserve: bool) -> None:
+        """One port given back, with the service token: deleted if compute made it, unbound if the caller brought it.
+
+        Nova's ``deallocate_port_for_instance``; a port already gone is not an error.
+        """
+        token = await self._token()
+        await self._release(token, [] if preserve else [port_id], [port_id] if preserve else [])
 
 
 UNBOUND = {"device_id": "", "device_owner": "", "binding:host_id": ""}

@@ -12,6 +12,7 @@ the major one when a receiver could not understand an old sender):
 * 1.0 - build, the lifecycle actions, rebuild, same-host resize with
   confirm/revert, snapshot, console output, delete.
 * 1.1 - ``get_console`` (a remote console token and URL from the guest's host).
+* 1.2 - ``attach_interface`` (a call: the new VIF) and ``detach_interface`` (a cast), Nova's os-interface.
 
 **The build request** (``request`` below) is one JSON dict, Nova's
 ``RequestSpec`` + ``filter_properties`` in one::
@@ -61,7 +62,7 @@ from typing import Any
 from kumo.compute.context import RequestContext
 from kumo.core.bus import Bus
 
-VERSION = "1.1"
+VERSION = "1.2"
 CONDUCTOR_TOPIC = "conductor"
 SCHEDULER_TOPIC = "scheduler"
 
@@ -181,3 +182,18 @@ class ComputeAgentAPI:
                                      {"ctx": ctx.to_dict(), "instance_uuid": instance_uuid,
                                       "console_type": console_type}, timeout=self.timeout, version=VERSION)
         return str(dict(result)["url"])
+
+    async def attach_interface(self, ctx: RequestContext, host: str, instance_uuid: str,
+                               request: dict[str, Any]) -> dict[str, Any]:
+        """Attach one interface (``{"network_id", "port_id"?, "fixed_ip"?, "tag"?}``, already validated); its VIF.
+
+        A call, as Nova's: the API answers with the attachment, and the
+        agent's refusals (fixed IP in use, attach failed) are the caller's error.
+        """
+        return dict(await self.bus.call(compute_topic(host), "attach_interface",
+                                        {"ctx": ctx.to_dict(), "instance_uuid": instance_uuid, "request": request},
+                                        timeout=self.timeout, version=VERSION))
+
+    async def detach_interface(self, ctx: RequestContext, host: str, instance_uuid: str, port_id: str) -> None:
+        """Unplug the port's NIC and give the port back (a cast: Nova's 202)."""
+        await self._cast(host, "detach_interface", ctx, instance_uuid=instance_uuid, port_id=port_id)

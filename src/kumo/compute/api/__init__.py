@@ -21,6 +21,7 @@ from kumo.compute.api import (
     flavors,
     hypervisors,
     instance_actions,
+    interfaces,
     keypairs,
     limits,
     os_services,
@@ -44,7 +45,7 @@ from kumo.core.web import service_app
 ROUTE_MODULES = [versions, flavors, flavor_extra_specs, flavor_access, keypairs, servers, server_actions,
                  server_metadata, server_tags, instance_actions, server_groups, os_services, hypervisors,
                  availability_zones, aggregates, quota_sets, limits, usage, remote_consoles,
-                 security_groups]
+                 security_groups, interfaces]
 PUBLIC_PATHS = {"/", VERSION_PREFIX, VERSION_PREFIX + "/"}
 
 

@@ -400,6 +400,37 @@ class VirtDriver(ABC):
         """
         raise UnsupportedOperation(f"{self.name} has no {kind} console for instance {uuid}")
 
+    async def attach_interface(self, uuid: str, nic: NicSpec) -> None:
+        """Give the guest one more NIC on ``nic.tap_name`` (the network agent made the tap already).
+
+        A guest whose hypervisor process runs (RUNNING, PAUSED, CRASHED) gets
+        it hot-plugged now; a SHUTDOWN guest gets it in its definition only,
+        so the next ``power_on`` boots with it. Either way the NIC stays part
+        of the guest across stops, reboots and resizes, as Nova's libvirt
+        driver changes the live domain and its persistent config together.
+        A SUSPENDED guest raises ``InvalidPowerState`` (its saved memory
+        expects the devices it had). A port the guest already has raises
+        ``VirtError``. On failure the guest has no trace of the NIC, so the
+        agent can give the port back (Nova's InterfaceAttachFailed). Drivers
+        without hotplug raise ``UnsupportedOperation`` (Nova's
+        AttachInterfaceNotSupported).
+        """
+        raise UnsupportedOperation(f"{self.name} cannot attach interfaces to instance {uuid}")
+
+    async def detach_interface(self, uuid: str, port_id: str) -> None:
+        """Take the NIC of ``port_id`` away from the guest, live and from its definition.
+
+        A running guest must release a PCI device itself (the hypervisor only
+        asks), so the call waits a bounded time; a guest that does not let
+        go raises ``VirtError`` and keeps the NIC in its definition, and the
+        agent keeps the port (Nova's InterfaceDetachFailed). A port the guest
+        does not have is a no-op, so a detach interrupted half-way (or
+        released late by the guest) can simply be retried. A SUSPENDED guest
+        raises ``InvalidPowerState``; drivers without hotplug raise
+        ``UnsupportedOperation``.
+        """
+        raise UnsupportedOperation(f"{self.name} cannot detach interfaces from instance {uuid}")
+
     async def image_files_in_use(self) -> set[Path]:
         """The agent's cached image files that some guest still needs (a disk backed by them).
 

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kumo.compute.virt.base import (
@@ -32,6 +32,8 @@ from kumo.compute.virt.base import (
     InstanceInfo,
     InstanceNotFound,
     InstanceSpec,
+    InvalidPowerState,
+    NicSpec,
     PowerState,
     SpawnError,
     UnsupportedOperation,
@@ -83,6 +85,7 @@ class FakeDriver(VirtDriver):
         self._fail_next: str | None = None
         self._fail_matching: tuple[SpawnPredicate, str] | None = None
         self._console_dir: Path | None = None
+        self._fail_interface: str | None = None
 
     # -- test controls (not part of VirtDriver)
 
@@ -120,6 +123,10 @@ class FakeDriver(VirtDriver):
     def vanish(self, uuid: str) -> None:
         """The guest disappears outside Kumo (an operator removed it by hand)."""
         self._guests.pop(self._guest(uuid).spec.uuid).close_consoles()
+
+    def fail_next_interface(self, reason: str = "injected failure") -> None:
+        """The next ``attach_interface`` or ``detach_interface`` raises VirtError(reason) and changes nothing."""
+        self._fail_interface = reason
 
     def spec_of(self, uuid: str) -> InstanceSpec:
         """The spec the guest was spawned (or last resized) with, for assertions."""
@@ -275,6 +282,34 @@ class FakeDriver(VirtDriver):
         guest = self._guest(uuid)
         guest.spec = old_spec
         guest.log(f"resize reverted to {old_spec.vcpus} vCPU, {old_spec.memory_mb} MB, {old_spec.disk_gb} GB")
+
+    async def attach_interface(self, uuid: str, nic: NicSpec) -> None:
+        """The NIC joins the guest's spec (what a restart would boot with), live or not."""
+        guest = self._interface_guest(uuid, "attach_interface")
+        if any(n.port_id == nic.port_id for n in guest.spec.nics):
+            raise VirtError(f"Instance {uuid} already has a NIC for port {nic.port_id}.")
+        await self._wait(self.action_seconds)
+        guest = self._interface_guest(uuid, "attach_interface")
+        guest.spec = replace(guest.spec, nics=(*guest.spec.nics, nic))
+        guest.log(f"NIC {nic.mac_address} attached (port {nic.port_id})")
+
+    async def detach_interface(self, uuid: str, port_id: str) -> None:
+        guest = self._interface_guest(uuid, "detach_interface")
+        if not any(n.port_id == port_id for n in guest.spec.nics):
+            return
+        await self._wait(self.action_seconds)
+        guest = self._interface_guest(uuid, "detach_interface")
+        guest.spec = replace(guest.spec, nics=tuple(n for n in guest.spec.nics if n.port_id != port_id))
+        guest.log(f"NIC of port {port_id} detached")
+
+    def _interface_guest(self, uuid: str, action: str) -> _Guest:
+        guest = self._guest(uuid)
+        if guest.power_state == PowerState.SUSPENDED:
+            raise InvalidPowerState(uuid, action, guest.power_state)
+        if self._fail_interface is not None:
+            reason, self._fail_interface = self._fail_interface, None
+            raise VirtError(reason)
+        return guest
 
     # -- helpers
 

@@ -57,7 +57,7 @@ import re
 import socket
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kumo.network.dataplane.base import PortFirewall, SecurityGroupRule
@@ -520,13 +520,41 @@ def _host_addresses(port: PortFirewall) -> set[str]:
 
 
 def _changed_addresses(before: dict[str, PortFirewall], ports: Sequence[PortFirewall]) -> set[str]:
-    """Addresses of ports whose filtering changed since the last apply (their open connections get re-judged)."""
+    """Addresses of ports whose filtering got narrower since the last apply (their open connections get re-judged).
+
+    A port that only gained rules or remote-group members keeps its connections: they were allowed before
+    and still are (Neutron flushes on removals too). Skipping those keeps a rule added to a group of 1,000
+    ports from costing a conntrack dump.
+    """
     changed: set[str] = set()
     for port in ports:
         old = before.get(port.tap)
-        if old is not None and old != port:
+        if old is not None and old != port and _narrowed(old, port):
             changed |= _host_addresses(old) | _host_addresses(port)
     return changed
+
+
+def _narrowed(old: PortFirewall, new: PortFirewall) -> bool:
+    """Whether ``new`` may refuse something ``old`` allowed."""
+    if (old.mac_address, old.addresses, old.allowed_pairs, old.stateful) != \
+            (new.mac_address, new.addresses, new.allowed_pairs, new.stateful):
+        return True
+    if old.port_security_enabled != new.port_security_enabled:
+        return new.port_security_enabled
+    kept = set(new.rules)
+    widened = {_without_remotes(r): set(r.remote_addresses or ()) for r in new.rules
+               if r.remote_addresses is not None}
+    for rule in old.rules:
+        if rule in kept:
+            continue
+        if rule.remote_addresses is None or not set(rule.remote_addresses) <= widened.get(_without_remotes(rule),
+                                                                                          set()):
+            return True
+    return False
+
+
+def _without_remotes(rule: SecurityGroupRule) -> SecurityGroupRule:
+    return replace(rule, remote_addresses=())
 
 
 def flush_conntrack(addresses: set[str]) -> int:

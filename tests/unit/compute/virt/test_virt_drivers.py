@@ -8,7 +8,9 @@ until both lists agree.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,11 +27,15 @@ from kumo.compute.virt.base import (
     InstanceNotFound,
     InstanceSpec,
     InvalidPowerState,
+    NicSpec,
     PowerState,
     SpawnError,
     UnsupportedOperation,
     VirtDriver,
+    VirtError,
 )
+from kumo.compute.virt.fake import FakeDriver
+from kumo.compute.virt.qemu.driver import QemuDriver
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Harness:
     driver: VirtDriver
     image: BootImage
     scratch: list[Path] = field(default_factory=list)  # removed after the test
+    taps: list[str] = field(default_factory=list)  # tap devices made for the test, deleted after it
 
 
 async def fake_harness(tmp_path: Path) -> Harness:
@@ -67,6 +74,7 @@ async def qemu_harness(tmp_path: Path) -> Harness:
     run = Path(tempfile.mkdtemp(prefix="kq-"))  # short: Unix socket paths are limited to 108 bytes
     driver = create_driver("qemu", instances_path=tmp_path / "instances", run_dir=run, accel="tcg",
                            shutdown_timeout=1.0, vnc=True)
+    driver.detach_timeout = 1.0  # the boot sector has no ACPI: it never releases a NIC; do not wait 10 s for that
     return Harness(driver, BootImage(image), [run])
 
 
@@ -88,6 +96,8 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     await h.driver.cleanup_host()
     for path in h.scratch:
         shutil.rmtree(path, ignore_errors=True)
+    for tap in h.taps:
+        await asyncio.to_thread(subprocess.run, ["ip", "link", "del", tap], check=False, capture_output=True)
 
 
 def new_id() -> str:
@@ -302,3 +312,83 @@ async def test_resize_keeps_the_power_state(harness: Harness) -> None:
     await harness.driver.pause(uuid)
     with pytest.raises(InvalidPowerState):
         await harness.driver.resize(uuid, make_spec(uuid=uuid, vcpus=8, memory_mb=256, root_gb=2))
+
+
+# -- interfaces (os-interface): NICs hot-plugged into and out of guests
+
+def new_nic(h: Harness) -> NicSpec:
+    """A NIC on a tap of its own: a persistent tap for QEMU (root only), any name for drivers without a kernel."""
+    port = new_id()
+    tap = f"kt{port[:8]}"
+    if isinstance(h.driver, QemuDriver):
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            pytest.skip("tap devices need root and iproute2")
+        subprocess.run(["ip", "tuntap", "add", "mode", "tap", "name", tap], check=True, capture_output=True)
+        h.taps.append(tap)
+    mac = "fa:16:3e:" + ":".join(port[i:i + 2] for i in (9, 11, 14))
+    return NicSpec(port_id=port, mac_address=mac, tap_name=tap, mtu=1400)
+
+
+async def guest_macs(h: Harness, uuid: str) -> list[str]:
+    """The MACs of the guest's NICs as its hypervisor holds them (QEMU's own devices while it runs)."""
+    if isinstance(h.driver, QemuDriver):
+        return await h.driver.guest_macs(uuid)
+    assert isinstance(h.driver, FakeDriver)
+    return [n.mac_address for n in h.driver.spec_of(uuid).nics]
+
+
+async def test_attach_interface_plugs_a_running_guest_and_survives_a_restart(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    nic = new_nic(harness)
+    await harness.driver.attach_interface(uuid, nic)
+    assert await guest_macs(harness, uuid) == [nic.mac_address]
+    assert await state(harness, uuid) == PowerState.RUNNING
+    with pytest.raises(VirtError):
+        await harness.driver.attach_interface(uuid, nic)
+    assert await guest_macs(harness, uuid) == [nic.mac_address]
+    await harness.driver.power_off(uuid, timeout=0)
+    await harness.driver.power_on(uuid)
+    assert await guest_macs(harness, uuid) == [nic.mac_address]
+
+
+async def test_interfaces_of_a_stopped_guest_change_its_next_boot(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    first, second = new_nic(harness), new_nic(harness)
+    await harness.driver.power_off(uuid, timeout=0)
+    await harness.driver.attach_interface(uuid, first)
+    await harness.driver.attach_interface(uuid, second)
+    assert await state(harness, uuid) == PowerState.SHUTDOWN
+    await harness.driver.detach_interface(uuid, first.port_id)
+    await harness.driver.detach_interface(uuid, first.port_id)  # not there any more: a no-op
+    await harness.driver.power_on(uuid)
+    assert await guest_macs(harness, uuid) == [second.mac_address]
+
+
+async def test_detach_interface_of_a_running_guest_is_done_or_refused_whole(harness: Harness) -> None:
+    """A guest must release a PCI NIC itself: either it is gone, or VirtError and the guest still has it."""
+    uuid = await spawned(harness)
+    nic = new_nic(harness)
+    await harness.driver.attach_interface(uuid, nic)
+    try:
+        await harness.driver.detach_interface(uuid, nic.port_id)
+    except VirtError:
+        assert await guest_macs(harness, uuid) == [nic.mac_address]
+        await harness.driver.power_off(uuid, timeout=0)  # a stopped guest always lets go
+        await harness.driver.detach_interface(uuid, nic.port_id)
+        await harness.driver.power_on(uuid)
+    assert await guest_macs(harness, uuid) == []
+    await harness.driver.detach_interface(uuid, new_id())  # a port the guest never had: a no-op
+
+
+async def test_interfaces_refuse_a_suspended_or_unknown_guest(harness: Harness) -> None:
+    uuid = await spawned(harness)
+    nic = new_nic(harness)
+    await harness.driver.suspend(uuid)
+    with pytest.raises(InvalidPowerState):
+        await harness.driver.attach_interface(uuid, nic)
+    await harness.driver.resume(uuid)
+    assert await guest_macs(harness, uuid) == []
+    with pytest.raises(InstanceNotFound):
+        await harness.driver.attach_interface(new_id(), nic)
+    with pytest.raises(InstanceNotFound):
+        await harness.driver.detach_interface(new_id(), nic.port_id)

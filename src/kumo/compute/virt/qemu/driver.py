@@ -51,6 +51,7 @@ from kumo.compute.virt.base import (
     InstanceNotFound,
     InstanceSpec,
     InvalidPowerState,
+    NicSpec,
     PowerState,
     SpawnError,
     UnsupportedOperation,
@@ -58,7 +59,7 @@ from kumo.compute.virt.base import (
     VirtError,
     plan_transition,
 )
-from kumo.compute.virt.qemu import disk, process, qmp
+from kumo.compute.virt.qemu import disk, nics, process, qmp
 from kumo.compute.virt.qemu.accel import Accel, choose_accel
 from kumo.compute.virt.qemu.cmdline import CommandLineError, LaunchOptions, qemu_argv
 from kumo.compute.virt.qemu.guest import GuestDefinition, GuestPaths
@@ -80,6 +81,7 @@ SNAPSHOT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
 QUIT_SECONDS = 5.0
 CONSOLE_LOG_MAX = 2 << 20  # virtlogd's default max_size
 CONSOLE_LOG_KEEP = 1 << 20
+DETACH_SECONDS = 10.0  # how long a running guest gets to release a NIC (libvirt's detach retries take ~8 s)
 
 
 class QemuDriver(VirtDriver):
@@ -102,6 +104,7 @@ class QemuDriver(VirtDriver):
         self.accel = Accel("tcg", "not chosen yet")
         self.version = (0, 0, 0)
         self._watches: dict[str, process.ExitWatch] = {}
+        self.detach_timeout = DETACH_SECONDS
 
     # -- host
 
@@ -546,6 +549,55 @@ class QemuDriver(VirtDriver):
         reverted.save(paths)
         if running:
             await self._launch(paths, reverted)
+
+    # -- interfaces (QMP hot-plug: :mod:`kumo.compute.virt.qemu.nics`)
+
+    async def attach_interface(self, uuid: str, nic: NicSpec) -> None:
+        """The definition first (so a restart keeps the NIC), then the live plug; a refused plug restores it."""
+        paths, definition = self._existing(uuid)
+        spec = definition.spec
+        if any(n.port_id == nic.port_id for n in spec.nics):
+            raise VirtError(f"Instance {uuid} already has a NIC for port {nic.port_id}.")
+        state = await self._power_state(paths)
+        if state == PowerState.SUSPENDED:
+            raise InvalidPowerState(uuid, "attach_interface", state)
+        try:
+            model = nics.nic_model(spec.image_properties)
+        except CommandLineError as exc:
+            raise VirtError(str(exc)) from exc
+        if not nic.tap_name:
+            raise VirtError(f"port {nic.port_id} has no tap device to attach")
+        replace(definition, spec=replace(spec, nics=(*spec.nics, nic))).save(paths)
+        if self._live_pid(paths) is None:
+            return
+        try:
+            await nics.plug(paths.qmp, nic, model)
+        except BaseException:
+            definition.save(paths)
+            raise
+        log.info("instance %s: NIC %s hot-plugged (port %s)", uuid, nic.mac_address, nic.port_id)
+
+    async def detach_interface(self, uuid: str, port_id: str) -> None:
+        """The live unplug first (the guest may refuse), then the definition."""
+        paths, definition = self._existing(uuid)
+        spec = definition.spec
+        nic = next((n for n in spec.nics if n.port_id == port_id), None)
+        if nic is None:
+            return
+        state = await self._power_state(paths)
+        if state == PowerState.SUSPENDED:
+            raise InvalidPowerState(uuid, "detach_interface", state)
+        if self._live_pid(paths) is not None:
+            await nics.unplug(paths.qmp, nic, self.detach_timeout)
+        replace(definition, spec=replace(spec, nics=tuple(n for n in spec.nics if n.port_id != port_id))).save(paths)
+        log.info("instance %s: NIC %s detached (port %s)", uuid, nic.mac_address, port_id)
+
+    async def guest_macs(self, uuid: str) -> list[str]:
+        """MAC addresses of the NICs the guest has now: QEMU's own devices when it runs, else its definition."""
+        paths, definition = self._existing(uuid)
+        if self._live_pid(paths) is None:
+            return [n.mac_address.lower() for n in definition.spec.nics]
+        return await nics.macs(paths.qmp)
 
     # -- consoles
 

@@ -40,7 +40,7 @@ def kumo_objects() -> dict[str, list[str]]:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    dnsmasq = subprocess.run(["pgrep", "-af", "dnsmasq.*kumo"], capture_output=True, text=True).stdout
+    dnsmasq = subprocess.run(["pgrep", "-af", "dnsmasq.*--pid-file=.*/dhcp/"], capture_output=True, text=True).stdout
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     return {"links": [n for n in names if n.startswith(KUMO_LINK_PREFIXES) and not n.startswith("br-") or
                       n == "br-public"],

@@ -53,6 +53,7 @@ from identity_tokens import (  # noqa: E402
     latency_summary,
     load_average,
     machine,
+    password_body,
     process_cpu_s,
 )
 
@@ -98,10 +99,7 @@ async def until(check: Any, timeout: float = 120.0, every: float = 0.002) -> flo
 async def run(server: Server, ports: int, concurrency: int, samples: int) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=server.base, timeout=120, limits=limits) as http:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"id": "default"}, "password": server.admin_password()}}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-        r = await http.post("/identity/v3/auth/tokens", json=body)
+        r = await http.post("/identity/v3/auth/tokens", json=password_body(server.admin_password()))
         http.headers["X-Auth-Token"] = r.headers["X-Subject-Token"]
         network = (await http.post(f"{NET}/networks", json={"network": {"name": "bench"}})).json()["network"]
         await http.post(f"{NET}/subnets", json={"subnet": {"network_id": network["id"], "ip_version": 4,

@@ -169,6 +169,18 @@ def query_one(request: Request, name: str, choices: Sequence[str] | None = None)
     return value
 
 
+def page_offset(request: Request) -> int:
+    """Nova's ``limited``: ``offset`` is a non-negative integer (the last one given)."""
+    values = request.query_params.getlist("offset")
+    if not values:
+        return 0
+    raw = values[-1].strip()
+    if not raw.isdigit():
+        raise errors.BadRequest(f"Invalid input for query parameters offset. Value: {raw}. "
+                                f"'{raw}' does not match '^[0-9]*$'")
+    return int(raw)
+
+
 def page_limit(request: Request) -> tuple[int, str | None]:
     """Nova's ``get_limit_and_marker``: ``limit`` capped at :data:`MAX_LIMIT`, which is also the default."""
     values = request.query_params.getlist("limit")

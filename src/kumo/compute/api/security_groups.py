@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_limit, request_context
+from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_limit, page_offset, request_context
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.validation import invalid, parse, parse_body, show_value
 from kumo.compute.context import RequestContext
@@ -148,18 +148,6 @@ def _api(request: Request, ctx: AuthContext | RequestContext) -> SecurityGroupAP
     return SecurityGroupAPI(network.client, rctx)
 
 
-def _offset(request: Request) -> int:
-    """Nova's ``limited``: ``offset`` is a non-negative integer."""
-    values = request.query_params.getlist("offset")
-    if not values:
-        return 0
-    raw = values[-1].strip()
-    if not raw.isdigit():
-        raise errors.BadRequest(f"Invalid input for query parameters offset. Value: {raw}. "
-                                f"'{raw}' does not match '^[0-9]*$'")
-    return int(raw)
-
-
 class SourceGroups:
     """The ``group`` of rules from a source group, each looked up once per request (None: not visible)."""
 
@@ -216,7 +204,7 @@ async def list_groups(request: Request) -> Response:
     _proxy_only(request)
     ctx = await authorize(request, POLICY % "get")
     limit, _marker = page_limit(request)
-    offset = _offset(request)
+    offset = page_offset(request)
     api = _api(request, ctx)
     groups = await api.list(all_tenants="all_tenants" in request.query_params)
     page = groups[offset:offset + (limit or MAX_LIMIT)]

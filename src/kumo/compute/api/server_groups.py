@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_limit, request_context
+from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_limit, page_offset, request_context
 from kumo.compute.api.schemas import Strict
 from kumo.compute.api.validation import Name, PositiveInt, invalid, parse_body
 from kumo.compute.server_groups import GroupRecord, ServerGroupService
@@ -106,17 +106,6 @@ def _view(request: Request, group: GroupRecord) -> dict[str, Any]:
     return view
 
 
-def _offset(request: Request) -> int:
-    values = request.query_params.getlist("offset")
-    if not values:
-        return 0
-    raw = values[-1].strip()
-    if not raw.isdigit():
-        raise errors.BadRequest(f"Invalid input for query parameters offset. Value: {raw}. "
-                                f"'{raw}' does not match '^[0-9]*$'")
-    return int(raw)
-
-
 async def list_groups(request: Request) -> Response:
     ctx = await authorize(request, POLICY % "index")
     if at_least(request, "2.75"):
@@ -124,7 +113,7 @@ async def list_groups(request: Request) -> Response:
             if name not in ("all_projects", "limit", "offset"):
                 raise errors.BadRequest(f"Additional properties are not allowed ('{name}' was unexpected)")
     limit, _marker = page_limit(request)
-    offset = _offset(request)
+    offset = page_offset(request)
     all_projects = "all_projects" in request.query_params and ctx.is_admin
     if all_projects:
         await authorize(request, POLICY % "index:all_projects", {"project_id": ctx.project_id})

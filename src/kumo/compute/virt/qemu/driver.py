@@ -241,7 +241,7 @@ class QemuDriver(VirtDriver):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         while True:
-            if not process.is_guest_process(pid, paths.uuid):
+            if process.has_ended(pid):  # our unreaped child, so the pid cannot have been recycled
                 process.reap(pid)
                 paths.pidfile.unlink(missing_ok=True)
                 raise VirtError(f"QEMU failed to start: {self._qemu_error(paths, start_offset)}")

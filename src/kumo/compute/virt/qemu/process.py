@@ -47,6 +47,13 @@ def process_state(pid: int) -> str | None:
     return stat.rpartition(")")[2].split()[0]
 
 
+def has_ended(pid: int) -> bool:
+    """Our own unreaped child is gone or a zombie. Used while QEMU starts, when its command line cannot be
+    trusted yet: the vfork-style spawn returns once the child has swapped in QEMU's memory, but the kernel
+    fills in the new argv a moment later, so ``/proc/<pid>/cmdline`` may briefly read empty."""
+    return process_state(pid) in (None, "Z", "X")
+
+
 def is_guest_process(pid: int, marker: str) -> bool:
     """``pid`` is alive (not a zombie) and its command line contains ``marker`` (the instance uuid)."""
     state = process_state(pid)

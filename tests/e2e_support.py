@@ -292,3 +292,31 @@ class KumoProcess:
             path.chmod(0o755)
         assert all(c.isalnum() or c in SAFE_PUNCTUATION for c in str(path)), path
         return path
+
+
+def kill_guests(run_dir: Path) -> list[str]:
+    """SIGKILL every QEMU a cloud left under ``run_dir`` (a failed test must never leak a guest); their uuids."""
+    from kumo.compute.virt.qemu.process import is_guest_process
+
+    left = [entry.name for entry in run_dir.iterdir()] if run_dir.exists() else []
+    for name in left:
+        pid_file = run_dir / name / "qemu.pid"
+        if pid_file.exists() and is_guest_process(int(pid_file.read_text()), name):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    return left
+
+
+def scrub_dataplane(state_dir: Path) -> None:
+    """After a failed dataplane test: stop the dnsmasq of ``state_dir``'s cloud and remove every Kumo-named link,
+    namespace and nftables table (the passing paths assert there was nothing left)."""
+    from kumo.network.dataplane.linuxbridge import LinuxBridgeDataplane
+    from kumo.network.firewall.nftables import NftablesFirewall
+
+    found = subprocess.run(["pgrep", "-f", f"dnsmasq.*{state_dir}"], capture_output=True, text=True).stdout
+    for pid in found.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    LinuxBridgeDataplane().cleanup()
+    NftablesFirewall().clear()

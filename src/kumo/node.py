@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +55,7 @@ from kumo.core.clients import ImageClient, NetworkClient, ServiceAuth, ServiceCl
 from kumo.core.config import ROLES, Settings
 from kumo.core.db import Database
 from kumo.core.heartbeat import Heartbeat
+from kumo.core.periodic import every
 from kumo.core.policy import DEFAULT_POLICY_PATH, Enforcer
 from kumo.core.web import PortDispatcher, json_response, root_app
 from kumo.identity.api import create_app as identity_app
@@ -225,7 +225,7 @@ class Node:
         await self._beat(CONDUCTOR_BINARY, "controller", CONDUCTOR_TOPIC)
         await self._beat(SCHEDULER_BINARY, "controller", SCHEDULER_TOPIC)
         interval = min(SWEEP_INTERVAL, max(0.5, options.build_timeout / 4))
-        self.tasks.append(asyncio.create_task(_every(interval, conductor.sweep_build_timeouts), name="build-sweep"))
+        self.tasks.append(asyncio.create_task(every(interval, conductor.sweep_build_timeouts), name="build-sweep"))
 
     async def run_bootstrap(self) -> BootstrapResult:
         assert self.identity is not None
@@ -366,16 +366,6 @@ class Node:
             await self.bus.close()
         if self.db is not None:
             await self.db.dispose()
-
-
-async def _every(interval: float, work: Callable[[], Awaitable[object]]) -> None:
-    """Run ``work`` every ``interval`` seconds until cancelled; a failure is logged, not fatal."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await work()
-        except Exception:  # noqa: BLE001 - the next round may succeed (the database was away)
-            log.warning("periodic %s failed", getattr(work, "__name__", work), exc_info=True)
 
 
 class _LazyASGITransport(httpx.AsyncBaseTransport):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import KumoProcess
+from e2e_support import KumoProcess, kill_guests, scrub_dataplane
 
-from kumo.compute.virt.qemu.process import is_guest_process
 from kumo.network.dataplane.base import KUMO_LINK_PREFIXES, KUMO_NETNS_PREFIXES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.qemu, pytest.mark.root]
@@ -93,23 +91,9 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         yield Cloud(kumo, run_dir)
     finally:
         kumo.stop()
-        for entry in run_dir.iterdir():  # a failed test may leave guests: never leak a QEMU
-            pid_file = entry / "qemu.pid"
-            if pid_file.exists() and is_guest_process(int(pid_file.read_text()), entry.name):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        kill_guests(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
-        _scrub_dataplane()
-
-
-def _scrub_dataplane() -> None:
-    """After a failed test: remove whatever Kumo left (the passing path asserts there is nothing)."""
-    from kumo.network.dataplane.linuxbridge import LinuxBridgeDataplane
-    from kumo.network.firewall.nftables import NftablesFirewall
-
-    for line in kumo_objects()["dnsmasq"]:
-        os.kill(int(line.split()[0]), signal.SIGKILL)
-    LinuxBridgeDataplane().cleanup()
-    NftablesFirewall().clear()
+        scrub_dataplane(kumo.state_dir)
 
 
 def test_guests_get_dhcp_metadata_security_groups_snat_and_floating_ips(cloud: Cloud, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from e2e_support import KumoProcess, kill_guests, unique
 
-from e2e_support import KumoProcess, unique
 from kumo.compute.virt.qemu import qmp
 from kumo.compute.virt.qemu.process import is_guest_process
 
@@ -96,11 +96,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         yield Cloud(kumo, run_dir)
     finally:
         kumo.stop()
-        leftovers = [p.name for p in run_dir.iterdir()]
-        for uuid in leftovers:  # a failed test may leave guests: never leak a QEMU
-            pid_file = run_dir / uuid / "qemu.pid"
-            if pid_file.exists() and is_guest_process(int(pid_file.read_text()), uuid):
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        leftovers = kill_guests(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
         assert not leftovers, f"guests left running after the tests: {leftovers}"
 

@@ -26,10 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import KumoProcess, free_port
+from e2e_support import KumoProcess, free_port, kill_guests, scrub_dataplane
 from kumotest import create_mariadb_database, drop_mariadb_database, require_service
-
-from kumo.compute.virt.qemu.process import is_guest_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.qemu, pytest.mark.root, pytest.mark.mariadb, pytest.mark.rabbitmq]
 
@@ -102,9 +100,13 @@ class Host2:
         self.log_path = state_dir / "serve.log"
         full = {k: v for k, v in os.environ.items() if not k.startswith(("KUMO_", "OS_"))} | env
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-m", "kumo.cli", "serve",
-                                          "--role", "compute"], env=full, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            # A machine of its own has its own /run/netns. Without one, host 2's agent would see host 1's
+            # qdhcp- namespace as a stale object of its own and delete it (``ip netns exec`` already gives the
+            # process a private mount namespace, so the tmpfs stays inside).
+            own_netns_dir = 'mount -t tmpfs kumo-host2-netns /run/netns && exec "$0" "$@"'
+            self.proc = subprocess.Popen(["ip", "netns", "exec", namespace, "sh", "-c", own_netns_dir, sys.executable,
+                                          "-m", "kumo.cli", "serve", "--role", "compute"], env=full, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -121,13 +123,6 @@ class Host2:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-
-
-def kill_guests(run_dir: Path) -> None:
-    for entry in run_dir.iterdir() if run_dir.exists() else ():
-        pid_file = entry / "qemu.pid"
-        if pid_file.exists() and is_guest_process(int(pid_file.read_text()), entry.name):
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -193,24 +188,11 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KumoProces
                 os.kill(int(pid), signal.SIGKILL)
         sh("ip", "netns", "del", namespace, check=False)
         sh("ip", "link", "del", host_end, check=False)
-        _scrub_host1(kumo.state_dir if kumo is not None else None)
+        if kumo is not None:
+            scrub_dataplane(kumo.state_dir)
         shutil.rmtree(run1, ignore_errors=True)
         shutil.rmtree(run2, ignore_errors=True)
         asyncio.run(drop_mariadb_database(database))
-
-
-def _scrub_host1(state_dir: Path | None) -> None:
-    """After a failed test: whatever host 1's dataplane left (the passing path deletes it all through the API)."""
-    from kumo.network.dataplane.linuxbridge import LinuxBridgeDataplane
-    from kumo.network.firewall.nftables import NftablesFirewall
-
-    if state_dir is not None:
-        for line in subprocess.run(["pgrep", "-af", f"dnsmasq.*{state_dir}"], capture_output=True,
-                                   text=True).stdout.splitlines():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(line.split()[0]), signal.SIGKILL)
-    LinuxBridgeDataplane().cleanup()
-    NftablesFirewall().clear()
 
 
 def wait_for(text_of, marker: str, seconds: float = 120.0) -> str:  # type: ignore[no-untyped-def]

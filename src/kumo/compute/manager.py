@@ -200,9 +200,7 @@ class ComputeManager(MoveOperations, InterfaceOperations):
         sysmeta = row.system_metadata or {}
         vifs = await self.network.allocate(row, self.host, requested, list(sysmeta.get("security_groups") or []))
         async with self.db.session() as s:
-            current = await s.get(Instance, row.uuid)
-            if current is not None:
-                current.network_info = vifs
+            await save_instance(s, row.uuid, network_info=vifs)
         row.network_info = vifs
         taps: dict[str, dict[str, Any]] = {}
         if self.plug_vifs is not None:

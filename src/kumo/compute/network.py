@@ -59,10 +59,7 @@ class NetworkAPI:
         if requested == "none":
             return []
         if requested is None or requested == "auto":
-            candidates = [n for n in await self.client.list_networks(token, project_id=ctx.project_id)
-                          if not n.get("router:external")]
-            candidates += [n for n in await self.client.list_networks(token, shared=True)
-                           if n["id"] not in {c["id"] for c in candidates}]
+            candidates = await self._usable_networks(token, ctx.project_id)
             if len(candidates) > 1:
                 raise errors.Conflict(MULTIPLE_NETWORKS)
             wanted: list[NetworkRequest] = [{"network_id": candidates[0]["id"]}] if candidates else []
@@ -95,8 +92,15 @@ class NetworkAPI:
             network = await self.client.get_network(ctx.auth_token, network_id)
         except errors.NotFound:
             raise errors.BadRequest(f"Network {network_id} could not be found.") from None
-        if network.get("router:external") and not network.get("shared") and not ctx.is_admin:
-            raise errors.Forbidden(f"It is not allowed to create an interface on external network {network_id}")
+        _refuse_external(ctx, network)
+
+    async def _usable_networks(self, token: str | None, project_id: str | None) -> list[dict[str, Any]]:
+        """Nova's ``_get_available_networks`` without ids: the project's own networks (not external), then shared
+        ones."""
+        found = [n for n in await self.client.list_networks(token, project_id=project_id)
+                 if not n.get("router:external")]
+        seen = {n["id"] for n in found}
+        return found + [n for n in await self.client.list_networks(token, shared=True) if n["id"] not in seen]
 
     async def _check_groups(self, ctx: RequestContext, names: list[str]) -> None:
         for name in names:
@@ -135,6 +139,7 @@ class NetworkAPI:
                 for name in security_groups:
                     group_ids += await self._find_groups(token, name, instance.project_id)
             ports = []
+            networks: dict[str, dict[str, Any]] = {}
             for entry in requested:
                 if entry.get("port_id"):
                     port = await self.client.update_port(token, entry["port_id"], binding)
@@ -145,8 +150,9 @@ class NetworkAPI:
                                             **binding}
                     if instance.hostname:  # Nova's dns-integration: the network's DNS answers the server's name
                         body["dns_name"] = instance.hostname
-                    network = await self.client.get_network(token, entry["network_id"])
-                    if not network.get("port_security_enabled", True):
+                    if entry["network_id"] not in networks:
+                        networks[entry["network_id"]] = await self.client.get_network(token, entry["network_id"])
+                    if not networks[entry["network_id"]].get("port_security_enabled", True):
                         body["security_groups"] = []
                     elif group_ids is not None:
                         body["security_groups"] = group_ids
@@ -155,7 +161,7 @@ class NetworkAPI:
                     port = await self.client.create_port(token, body)
                     made.append(port["id"])
                 ports.append(port)
-            vifs = await self._vifs(token, ports)
+            vifs = await self._vifs(token, ports, networks)
             for vif, entry in zip(vifs, requested, strict=True):
                 if entry.get("tag"):  # Nova keeps it on the VirtualInterface; os-interface shows it (2.70)
                     vif["tag"] = entry["tag"]
@@ -200,20 +206,21 @@ class NetworkAPI:
                 vif["tag"] = tags[vif["id"]]
         return vifs
 
-    async def _vifs(self, token: str, ports: list[dict[str, Any]]) -> list[VIF]:
-        networks: dict[str, dict[str, Any]] = {}
-        subnets: dict[str, dict[str, Any]] = {}
-        vifs = []
-        for port in ports:
-            if port["network_id"] not in networks:
-                networks[port["network_id"]] = await self.client.get_network(token, port["network_id"])
-            wanted = [ip["subnet_id"] for ip in port.get("fixed_ips") or () if ip["subnet_id"] not in subnets]
-            if wanted:
-                for subnet in await self.client.list_subnets(token, id=wanted):
-                    subnets[subnet["id"]] = subnet
-            floating = await self.client.list_floating_ips(token, port_id=port["id"])
-            vifs.append(vif_from_port(port, networks[port["network_id"]], subnets, floating))
-        return vifs
+    async def _vifs(self, token: str, ports: list[dict[str, Any]],
+                    networks: dict[str, dict[str, Any]] | None = None) -> list[VIF]:
+        """The ports as VIFs: one request per network not in ``networks``, one for all subnets, one for all
+        floating IPs (whatever the number of ports)."""
+        networks = dict(networks or {})
+        for network_id in dict.fromkeys(p["network_id"] for p in ports):
+            if network_id not in networks:
+                networks[network_id] = await self.client.get_network(token, network_id)
+        subnet_ids = list(dict.fromkeys(ip["subnet_id"] for p in ports for ip in p.get("fixed_ips") or ()))
+        subnets = {s["id"]: s for s in await self.client.list_subnets(token, id=subnet_ids)} if subnet_ids else {}
+        floating: dict[str, list[dict[str, Any]]] = {}
+        if ports:
+            for fip in await self.client.list_floating_ips(token, port_id=[p["id"] for p in ports]):
+                floating.setdefault(fip["port_id"], []).append(fip)
+        return [vif_from_port(p, networks[p["network_id"]], subnets, floating.get(p["id"], [])) for p in ports]
 
 
     # -- os-interface: one port attached to or detached from a running instance ----------------------
@@ -257,19 +264,14 @@ class NetworkAPI:
                 except errors.NotFound:
                     raise errors.NotFound(f"Network {network_id} could not be found.") from None
             else:
-                candidates = [n for n in await self.client.list_networks(token, project_id=project_id)
-                              if not n.get("router:external")]
-                candidates += [n for n in await self.client.list_networks(token, shared=True)
-                               if n["id"] not in {c["id"] for c in candidates}]
+                candidates = await self._usable_networks(token, project_id)
                 if not candidates:
                     raise errors.BadRequest("No specific network was requested and none are available for "
                                             f"project '{project_id}'.")
                 if len(candidates) > 1:
                     raise errors.BadRequest(MULTIPLE_NETWORKS)
                 network = candidates[0]
-            if network.get("router:external") and not network.get("shared") and not ctx.is_admin:
-                raise errors.Forbidden(f"It is not allowed to create an interface on external network "
-                                       f"{network['id']}")
+            _refuse_external(ctx, network)
             entry = {"network_id": network["id"]}
             if fixed_ip:
                 entry["fixed_ip"] = fixed_ip
@@ -284,6 +286,12 @@ class NetworkAPI:
         """
         token = await self._token()
         await self._release(token, [] if preserve else [port_id], [port_id] if preserve else [])
+
+
+def _refuse_external(ctx: RequestContext, network: dict[str, Any]) -> None:
+    """Nova's ExternalNetworkAttachForbidden: only an admin plugs a server into an unshared external network."""
+    if network.get("router:external") and not network.get("shared") and not ctx.is_admin:
+        raise errors.Forbidden(f"It is not allowed to create an interface on external network {network['id']}")
 
 
 UNBOUND = {"device_id": "", "device_owner": "", "binding:host_id": ""}

@@ -19,11 +19,11 @@ This module does the same through :class:`kumo.core.clients.NetworkClient`:
 from __future__ import annotations
 
 import ipaddress
-import uuid
 from typing import Any
 from urllib.parse import unquote
 
 from kumo.compute.context import RequestContext
+from kumo.compute.host_services import is_uuid_like
 from kumo.compute.models import Instance
 from kumo.core import errors
 from kumo.core.clients import NetworkClient
@@ -36,18 +36,6 @@ RULE_KEYS = ("group_id", "cidr", "from_port", "to_port", "protocol")
 
 
 # ----------------------------------------------------------------------------- pure checks (Nova's helpers)
-
-def is_uuid_like(value: Any) -> bool:
-    """oslo's ``uuidutils.is_uuid_like``: any spelling ``uuid.UUID`` reads back to the same hex digits."""
-    if not isinstance(value, str):
-        return False
-    try:
-        canonical = str(uuid.UUID(value)).replace("-", "")
-    except ValueError:
-        return False
-    bare = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
-    return canonical == bare
-
 
 def validate_id(value: str) -> str:
     """Nova checks the id before asking Neutron (the same message for groups and rules)."""

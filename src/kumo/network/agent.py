@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 
 from kumo.core.db import Database, utcnow
+from kumo.core.periodic import every
 from kumo.network.agent_plan import (
     DHCP_OWNER,
     HostRole,
@@ -43,6 +45,7 @@ from kumo.network.agent_plan import (
 )
 from kumo.network.common import Caller
 from kumo.network.dataplane.base import DhcpPlan, HostPlan, RouterPlan, VifPlan
+from kumo.network.firewall import Firewall
 from kumo.network.models import Agent, FloatingIP, Port
 
 log = logging.getLogger("kumo.network.agent")
@@ -74,10 +77,6 @@ class Dataplane(Protocol):
     def sync(self, plan: HostPlan) -> None: ...
     def ensure_vif(self, plan: VifPlan) -> None: ...
     def delete_vif(self, port_id: str) -> None: ...
-
-
-class Firewall(Protocol):
-    def apply(self, ports: Any, guarded_bridges: Any = ()) -> None: ...
 
 
 class Dhcp(Protocol):
@@ -148,8 +147,8 @@ class NetworkAgent:
         await self.report()
         ticket = self.request_sync()
         self._tasks = [asyncio.create_task(self._loop(), name=f"network-agent-{self.host}"),
-                       asyncio.create_task(self._every(self.heartbeat_interval, self.report), name="agent-report"),
-                       asyncio.create_task(self._every(self.resync_interval, self._periodic), name="agent-resync")]
+                       asyncio.create_task(every(self.heartbeat_interval, self.report), name="agent-report"),
+                       asyncio.create_task(every(self.resync_interval, self._periodic), name="agent-resync")]
         await self.wait_synced(ticket, timeout=120.0, raise_on_failure=False)
 
     async def stop(self) -> None:
@@ -159,14 +158,6 @@ class NetworkAgent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-
-    async def _every(self, interval: float, work: Callable[[], Awaitable[Any]]) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await work()
-            except Exception:  # noqa: BLE001 - a periodic job must keep running
-                log.exception("network agent periodic job failed")
 
     async def _periodic(self) -> None:
         """Re-apply everything, even what looks unchanged: heals kernel state someone else changed."""
@@ -230,7 +221,7 @@ class NetworkAgent:
         role = self.role
         peers = await self._peers()
         if peers != role.peers:
-            role = self.role = HostRole(**{**role.__dict__, "peers": peers})
+            role = self.role = dataclasses.replace(role, peers=peers)
         plan = build_plan(snap, role)
         await self._apply(plan)
         self.plan = plan

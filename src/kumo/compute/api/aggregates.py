@@ -25,11 +25,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kumo.compute.aggregates import AggregateRecord, AggregateService, not_found
-from kumo.compute.api.common import action_body, at_least, authorize, deps, require_version
+from kumo.compute.api.common import (
+    action_body,
+    at_least,
+    authorize,
+    deps,
+    require_version,
+)
 from kumo.compute.api.os_services import Host
 from kumo.compute.api.schemas import Strict
-from kumo.compute.api.server_schemas import is_uuid_like
-from kumo.compute.api.validation import Name, detail, invalid, is_printable, parse, parse_body, show_value
+from kumo.compute.api.server_schemas import uuid_string
+from kumo.compute.api.validation import (
+    Name,
+    detail,
+    invalid,
+    is_printable,
+    parse,
+    parse_body,
+    show_value,
+)
 from kumo.compute.api.views import nova_time
 from kumo.core import errors
 from kumo.core.web import empty_response, json_response
@@ -120,16 +134,8 @@ class SetMetadataBody(Strict):
     set_metadata: Metadata
 
 
-def _image_id(value: Any) -> str:
-    if not isinstance(value, str):
-        raise invalid(f"{show_value(value)} is not of type 'string'")
-    if not is_uuid_like(value):
-        raise invalid(f"'{value}' is not a 'uuid'")
-    return value
-
-
 class CacheImage(Strict):
-    id: Annotated[str, BeforeValidator(_image_id)]
+    id: Annotated[str, BeforeValidator(uuid_string)]
 
 
 class CacheBody(Strict):

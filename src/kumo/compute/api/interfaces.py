@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from kumo.compute.api.common import MAX_BODY, at_least, authorize, deps, request_context
 from kumo.compute.api.schemas import Strict, reject_newer_fields
-from kumo.compute.api.server_schemas import is_uuid_like, tag_error
+from kumo.compute.api.server_schemas import tag_error, uuid_string
 from kumo.compute.api.validation import invalid, parse, show_value
 from kumo.compute.context import RequestContext
 from kumo.compute.interfaces import InterfaceService, ServerNics
@@ -37,15 +37,6 @@ from kumo.core.web import auth_context, empty_response, json_response, read_json
 POLICY = "os_compute_api:os-attach-interfaces:%s"
 TAGGED_ATTACH = "2.49"
 SHOWS_TAG = "2.70"
-
-
-def _uuid(value: Any) -> str:
-    """``parameter_types.network_id`` / ``network_port_id``: a string in uuid format (null is refused)."""
-    if not isinstance(value, str):
-        raise invalid(f"{show_value(value)} is not of type 'string'")
-    if not is_uuid_like(value):
-        raise invalid(f"'{value}' is not a 'uuid'")
-    return value
 
 
 def _ip_address(value: Any) -> str:
@@ -82,8 +73,8 @@ class FixedIp(Strict):
 
 
 class Attachment(Strict):
-    net_id: Annotated[str, BeforeValidator(_uuid)] = ""
-    port_id: Annotated[str, BeforeValidator(_uuid)] = ""
+    net_id: Annotated[str, BeforeValidator(uuid_string)] = ""
+    port_id: Annotated[str, BeforeValidator(uuid_string)] = ""
     fixed_ips: Annotated[list[FixedIp], BeforeValidator(_fixed_ips)] = Field(default_factory=list)
     tag: Annotated[str, BeforeValidator(_tag)] = ""  # 2.49+
 

@@ -26,8 +26,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kumo.compute.api.common import MAX_LIMIT, at_least, authorize, deps, page_limit, page_offset, request_context
+from kumo.compute.api.common import (
+    MAX_LIMIT,
+    at_least,
+    authorize,
+    deps,
+    page_limit,
+    page_offset,
+    request_context,
+)
 from kumo.compute.api.schemas import Strict
+from kumo.compute.api.server_schemas import uuid_string
 from kumo.compute.api.validation import invalid, parse, parse_body, show_value
 from kumo.compute.context import RequestContext
 from kumo.compute.security_group_api import (
@@ -35,7 +44,6 @@ from kumo.compute.security_group_api import (
     NovaRule,
     SecurityGroupAPI,
     check_prefix,
-    is_uuid_like,
     new_ingress_rule,
     parse_cidr,
     remember_group_names,
@@ -68,21 +76,12 @@ def _text255(value: Any) -> str:
     return value
 
 
-def _uuid(value: Any) -> str:
-    """``{'type': 'string', 'format': 'uuid'}``."""
-    if not isinstance(value, str):
-        raise invalid(f"{show_value(value)} is not of type 'string'")
-    if not is_uuid_like(value):
-        raise invalid(f"'{value}' is not a 'uuid'")
-    return value
-
-
 def _uuid_or_null(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise invalid(f"{show_value(value)} is not of type 'string', 'null'")
-    return _uuid(value)
+    return uuid_string(value)
 
 
 def _group_name(value: Any) -> str:
@@ -107,7 +106,7 @@ class GroupBody(Loose):
 
 
 class RuleFields(Loose):
-    parent_group_id: Annotated[str, BeforeValidator(_uuid)]
+    parent_group_id: Annotated[str, BeforeValidator(uuid_string)]
     group_id: Annotated[str | None, BeforeValidator(_uuid_or_null)] = None
     ip_protocol: Any = None  # Nova never validated these four in its schema; its rule checks do
     from_port: Any = None

@@ -55,7 +55,8 @@ def _string(value: Any) -> str:
     return value
 
 
-def _uuid(value: Any) -> str:
+def uuid_string(value: Any) -> str:
+    """Nova's ``{'type': 'string', 'format': 'uuid'}`` with its messages (every compute schema's uuid fields)."""
     value = _string(value)
     if not is_uuid_like(value):
         raise invalid(f"'{value}' is not a 'uuid'")
@@ -177,7 +178,7 @@ def _hints(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-Uuid = Annotated[str, BeforeValidator(_uuid)]
+Uuid = Annotated[str, BeforeValidator(uuid_string)]
 ImageRef = Annotated[str, BeforeValidator(_image_ref)]
 FlavorRef = Annotated[str, BeforeValidator(_flavor_ref)]
 Metadata = Annotated[dict[str, str], BeforeValidator(_metadata)]

@@ -180,12 +180,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"API {base}: {api_state}")
         if not statuses:
             print("no services have reported yet")
-        print(f"{'HOST':<24} {'SERVICE':<16} {'ROLE':<11} {'STATE':<6} LAST HEARTBEAT")
+        hw = max([24, *(len(s.host) for s in statuses)])
+        sw = max([16, *(len(s.binary) for s in statuses)])
+        print(f"{'HOST':<{hw}} {'SERVICE':<{sw}} {'ROLE':<11} {'STATE':<6} LAST HEARTBEAT")
         for s in statuses:
             state = "up" if s.up else "DOWN"
             if s.disabled:
                 state += " (disabled)"
-            print(f"{s.host:<24} {s.binary:<16} {s.role:<11} {state:<6} {s.last_seen:%Y-%m-%d %H:%M:%S}Z")
+            print(f"{s.host:<{hw}} {s.binary:<{sw}} {s.role:<11} {state:<6} {s.last_seen:%Y-%m-%d %H:%M:%S}Z")
         computes = [s for s in statuses if s.binary == "nova-compute"]
         if computes:
             print(f"compute hosts: {sum(1 for s in computes if s.up)} up of {len(computes)}")

@@ -159,6 +159,9 @@ class NetworkOptions(BaseModel):
     resync_interval: float = Field(30.0, description="Seconds between the agent's full re-syncs (changes are "
                                    "applied at once; this heals anything missed).")
     agent_down_time: float = Field(75.0, description="An agent without a report for this long is down (Neutron's).")
+    dhcp_log_dir: str = Field("", description="Where each network's dnsmasq logs every DHCP exchange and DNS query "
+                              "(<dir>/<network>/dhcp_dns_log, Neutron's dnsmasq_base_log_dir); empty = no log. "
+                              "For debugging: the files are not rotated.")
     metadata_url: str = Field("", description="Where metadata proxies forward (empty = this node's metadata API).")
     bootstrap_networks: bool = Field(True, description="`kumo up`: create `public` (external, flat, on br-public) "
                                      "and the admin project's `private` network, subnet and router.")

@@ -85,9 +85,10 @@ class DhcpConfig:
         return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def render(plan: DhcpPlan, conf_dir: Path, *, user: str | None = None) -> DhcpConfig:
+def render(plan: DhcpPlan, conf_dir: Path, *, user: str | None = None, log_file: Path | None = None) -> DhcpConfig:
     """The whole configuration of ``plan`` with its files under ``conf_dir``."""
-    return DhcpConfig(args=tuple(dnsmasq_args(plan, conf_dir, user=user)), hosts=render_hosts(plan),
+    return DhcpConfig(args=tuple(dnsmasq_args(plan, conf_dir, user=user, log_file=log_file)),
+                      hosts=render_hosts(plan),
                       opts=render_opts(plan), addn_hosts=render_addn_hosts(plan))
 
 
@@ -147,7 +148,8 @@ def domain_of(plan: DhcpPlan) -> str:
     return plan.dns_domain.strip(".")
 
 
-def dnsmasq_args(plan: DhcpPlan, conf_dir: Path, *, user: str | None = None) -> list[str]:
+def dnsmasq_args(plan: DhcpPlan, conf_dir: Path, *, user: str | None = None,
+                 log_file: Path | None = None) -> list[str]:
     """The command line (without the binary); any change to it means a restart.
 
     ``--conf-file=/dev/null`` keeps a host's ``/etc/dnsmasq.conf`` out;
@@ -175,6 +177,8 @@ def dnsmasq_args(plan: DhcpPlan, conf_dir: Path, *, user: str | None = None) -> 
         args += ["--enable-ra", f"--ra-param={plan.interface},mtu:{plan.mtu},{RA_INTERVAL},0"]
     if user:
         args.append(f"--user={user}")
+    if log_file is not None:  # Neutron's dnsmasq_base_log_dir: every lease exchange and query, for debugging
+        args += [f"--log-facility={log_file}", "--log-dhcp", "--log-queries"]
     return args
 
 
@@ -356,10 +360,11 @@ class DnsmasqDhcp:
     """The DHCP driver: one dnsmasq per network, each in its ``qdhcp-`` namespace, re-adopted after a restart."""
 
     def __init__(self, state_dir: Path, dnsmasq: str = "dnsmasq", *, user: str | None = None,
-                 stop_timeout: float = 5.0) -> None:
+                 stop_timeout: float = 5.0, log_dir: Path | None = None) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.dnsmasq = dnsmasq
         self.user = user
+        self.log_dir = Path(log_dir).absolute() if log_dir else None
         self.stop_timeout = stop_timeout
         self._lock = threading.Lock()
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -369,6 +374,14 @@ class DnsmasqDhcp:
     def conf_dir(self, network_id: str) -> Path:
         return self.state_dir / network_id
 
+    def _log_file(self, network_id: str) -> Path | None:
+        """``<log_dir>/<network>/dhcp_dns_log`` (Neutron's layout), made on first use; None when not logging."""
+        if self.log_dir is None:
+            return None
+        directory = self.log_dir / network_id
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / "dhcp_dns_log"
+
     # ---- public API
 
     def ensure(self, plan: DhcpPlan) -> None:
@@ -377,7 +390,7 @@ class DnsmasqDhcp:
             conf_dir = self.conf_dir(plan.network_id)
             conf_dir.mkdir(parents=True, exist_ok=True)
             conf_dir.chmod(0o755)
-            config = render(plan, conf_dir, user=self.user)
+            config = render(plan, conf_dir, user=self.user, log_file=self._log_file(plan.network_id))
             for name, text in ((HOSTS_FILE, config.hosts), (OPTS_FILE, config.opts),
                                (ADDN_HOSTS_FILE, config.addn_hosts)):
                 write_atomic(conf_dir / name, text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from kumo.core.bus import Bus, Consumer
 from kumo.core.bus.base import Exposed
@@ -45,9 +46,10 @@ def make_drivers(settings: Settings, secret: str) -> Drivers:
     if fake:
         return Drivers(dataplane=create_dataplane("fake"), firewall=create_firewall("fake"), dhcp=dhcp.FakeDhcp(),
                        nat=l3.FakeRouterNat(), metadata=None)
+    log_dir = Path(settings.network.dhcp_log_dir) if settings.network.dhcp_log_dir else None
     return Drivers(dataplane=create_dataplane(settings.network.dataplane), firewall=create_firewall("nftables"),
-                   dhcp=dhcp.DnsmasqDhcp(settings.state_dir / "dhcp", user="root"), nat=l3.RouterNat(),
-                   metadata=l3.MetadataProxy(metadata_url(settings), secret))
+                   dhcp=dhcp.DnsmasqDhcp(settings.state_dir / "dhcp", user="root", log_dir=log_dir),
+                   nat=l3.RouterNat(), metadata=l3.MetadataProxy(metadata_url(settings), secret))
 
 
 def metadata_url(settings: Settings) -> str:

@@ -247,6 +247,22 @@ def test_names_resolve_through_dnsmasq(lab: Lab, driver: DnsmasqDhcp) -> None:
         assert f"Address: {address}" in answer, answer
 
 
+def test_log_dir_records_the_lease_and_the_query(lab: Lab, state_dir: Path, tmp_path: Path) -> None:
+    logging_driver = DnsmasqDhcp(state_dir, log_dir=tmp_path / "dhcp-logs")
+    try:
+        vm_ip = f"{lab.prefix}.10"
+        logging_driver.ensure(lab.plan((DhcpHost(lab.vm_mac, (vm_ip,), "vm-one"),)))
+        assert udhcpc(lab) is not None, "no lease"
+        in_ns(lab.vm_ns, "ip", "addr", "add", f"{vm_ip}/24", "dev", lab.vm_if)
+        in_ns(lab.vm_ns, "busybox", "nslookup", "vm-one", lab.dhcp_ip, check=False)
+        log_text = (tmp_path / "dhcp-logs" / lab.network_id / "dhcp_dns_log").read_text()
+        assert "DHCPACK(" in log_text and lab.vm_mac.lower() in log_text.lower()
+        assert "query[A] vm-one" in log_text
+    finally:
+        logging_driver.stop_all()
+    assert dnsmasq_pids(lab.network_id) == []
+
+
 def test_given_dns_servers_and_no_gateway(lab: Lab, driver: DnsmasqDhcp) -> None:
     subnet = lab.subnet(gateway=None, dns_nameservers=("192.0.2.53", "192.0.2.54"))
     driver.ensure(lab.plan((DhcpHost(lab.vm_mac, (f"{lab.prefix}.20",), ""),), subnet))

@@ -55,6 +55,12 @@ def test_ipv4_argv() -> None:
     ]
 
 
+def test_log_file_logs_leases_and_queries_there() -> None:
+    args = dnsmasq_args(plan(V4), CONF, log_file=Path("/var/log/kumo/net-1/dhcp_dns_log"))
+    assert args[-3:] == ["--log-facility=/var/log/kumo/net-1/dhcp_dns_log", "--log-dhcp", "--log-queries"]
+    assert not any(a.startswith("--log") for a in dnsmasq_args(plan(V4), CONF))
+
+
 def test_ipv6_ranges_and_router_advertisements() -> None:
     args = dnsmasq_args(plan(V4, STATEFUL, STATELESS, SLAAC_RA, SLAAC_ROUTER), CONF, user="dnsmasq")
     assert [a for a in args if a.startswith("--dhcp-range")] == [

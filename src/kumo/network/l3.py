@@ -34,17 +34,21 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 import httpx
 
 from kumo.compute.metadata.api import sign_instance_id
+from kumo.network import conntrack
 from kumo.network.dataplane.base import (
     METADATA_ADDRESS,
     METADATA_PROXY_PORT,
+    FloatingMapping,
     MetadataClient,
     RouterInterface,
     RouterPlan,
 )
+from kumo.network.dataplane.netns import in_namespace
 
 log = logging.getLogger("kumo.network.l3")
 
@@ -157,23 +161,52 @@ def _check_namespace(namespace: str) -> str:
 class RouterNat:
     """Loads :func:`render_router_nat` into router namespaces (synchronous, idempotent, like every driver).
 
-    Note: replacing the rules does not end connections already NATed
-    (conntrack keeps their translation until they go idle).
+    Replacing the rules alone would not end connections already NATed
+    (conntrack keeps a translation until the connection goes idle), so a
+    floating IP that goes away, or moves to another fixed IP, has its
+    connections forgotten in the router's conntrack table, as Neutron's L3
+    agent does. Only mappings this driver applied are known: one removed
+    while the agent was down keeps its connections until they go idle.
     """
 
     def __init__(self, *, ip: str = "ip", nft: str = "nft", timeout: float = 30) -> None:
         self.ip = ip
         self.nft = nft
         self.timeout = timeout
+        self._floating: dict[str, frozenset[FloatingMapping]] = {}
 
     def apply(self, plan: RouterPlan) -> None:
-        self._load(_check_namespace(plan.namespace), render_router_nat(plan))
+        namespace = _check_namespace(plan.namespace)
+        self._load(namespace, render_router_nat(plan))
+        now = frozenset(plan.floating)
+        gone = {m.floating_ip for m in self._floating.get(namespace, frozenset()) - now}
+        self._floating[namespace] = now
+        if gone:
+            self._forget(namespace, gone)
 
     def remove(self, namespace: str) -> None:
         """Drop our table; nothing to do when the namespace (and so the table) is gone."""
+        self._floating.pop(namespace, None)
         if not os.path.exists(os.path.join(NETNS_DIR, _check_namespace(namespace))):
             return
         self._load(namespace, f"table ip {NAT_TABLE} {{\n}}\ndelete table ip {NAT_TABLE}\n")
+
+    @staticmethod
+    def _forget(namespace: str, floating_ips: set[str]) -> None:
+        """Connections to a floating IP (DNATed in) or answered to it (SNATed out); a failure is logged only:
+        the rules are already right, and the connections end when they go idle."""
+        def doomed(entry: Any) -> bool:
+            return entry.tuple_orig.daddr in floating_ips or entry.tuple_reply.daddr in floating_ips
+
+        try:
+            count = in_namespace(namespace, lambda: conntrack.forget(doomed))
+        except Exception:  # noqa: BLE001
+            log.exception("could not forget the connections of floating IPs %s in %s", sorted(floating_ips),
+                          namespace)
+            return
+        if count:
+            log.info("forgot %d connection(s) of floating IP(s) %s in %s", count, ", ".join(sorted(floating_ips)),
+                     namespace)
 
     def _load(self, namespace: str, script: str) -> None:
         argv = [self.ip, "netns", "exec", namespace, self.nft, "-f", "-"]

@@ -224,6 +224,26 @@ def test_snat_floating_ip_and_east_west(topo: Topology) -> None:
     nat.remove("qrouter-" + str(uuid.uuid4()))  # a namespace that is gone: nothing to do
 
 
+def test_a_removed_floating_ip_takes_its_connections_with_it(topo: Topology) -> None:
+    nat = RouterNat()
+    nat.apply(topo.plan())
+    with listen(topo.vm) as server, connect(topo.ext, f"{topo.outside}.20") as client:
+        conn, _ = server.accept()
+        with conn:
+            client.sendall(b"a")
+            assert conn.recv(1) == b"a"
+            nat.apply(topo.plan(floating=False))
+            # The next segment is no longer translated: the router itself answers it with a reset, and the VM
+            # hears nothing (without the conntrack cleanup the old DNAT would carry it on).
+            client.sendall(b"b")
+            with pytest.raises(ConnectionResetError):
+                client.recv(1)
+            conn.settimeout(1)
+            with pytest.raises(TimeoutError):
+                conn.recv(1)
+    nat.remove(topo.router)
+
+
 def test_only_our_table_is_touched(topo: Topology) -> None:
     in_ns(topo.router, "nft", "add", "table", "inet", "someone-else")
     nat = RouterNat()

@@ -60,6 +60,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kumo.network import conntrack
 from kumo.network.dataplane.base import PortFirewall, SecurityGroupRule
 
 log = logging.getLogger(__name__)
@@ -567,23 +568,7 @@ def flush_conntrack(addresses: set[str]) -> int:
     """
     if not addresses:
         return 0
-    from pyroute2 import Conntrack  # netlink; imported here so rendering needs no kernel access
-
-    deleted = 0
-    for family in (socket.AF_INET, socket.AF_INET6):
-        ct = Conntrack(nfgen_family=family)
-        try:
-            doomed = [e for e in ct.dump_entries()
-                      if e.tuple_orig.saddr in addresses or e.tuple_orig.daddr in addresses]
-            for entry in doomed:
-                try:
-                    ct.delete(entry)
-                    deleted += 1
-                except Exception:  # noqa: BLE001 - gone already (timed out meanwhile); nothing to forget
-                    continue
-        finally:
-            ct.close()
-    return deleted
+    return conntrack.forget(lambda e: e.tuple_orig.saddr in addresses or e.tuple_orig.daddr in addresses)
 
 
 class NftablesFirewall:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from e2e_support import KumoProcess, unique
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +37,10 @@ def test_networks_subnets_ports_and_groups(kumo: KumoProcess) -> None:
 
     ports = kumo.osc("port", "list", "--network", net, "--long")  # the DHCP agent's port may be there too
     assert [p["Name"] for p in ports if p["Device Owner"] != "network:dhcp"] == [port]
+    usage = kumo.osc("ip", "availability", "show", net)  # each port holds one address of the IPv4 subnet
+    [v4_usage] = [s for s in usage["subnet_ip_availability"] if s["ip_version"] == 4]
+    assert (v4_usage["subnet_id"], v4_usage["used_ips"], v4_usage["total_ips"]) == (subnet["id"], len(ports), 91)
+    assert usage["total_ips"] == 91 + 2**64 - 1  # the /64's pool: all but the gateway (fd00:42::)
     networks = kumo.osc("network", "list", "--tags", "e2e")
     assert net in [n["Name"] for n in networks]
 

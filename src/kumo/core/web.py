@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -21,10 +22,10 @@ from typing import Any, TypeVar
 
 import orjson
 import pydantic
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.datastructures import State
 from starlette.routing import BaseRoute, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,12 +45,20 @@ AUTH_KEY = "kumo.auth"
 
 
 class JSONResponse(Response):
-    """JSON rendered with orjson (several times faster than the stdlib)."""
+    """JSON rendered with orjson (several times faster than the stdlib).
+
+    orjson refuses integers beyond 64 bits, which the API does produce (an
+    IPv6 /64's address count); such a body falls back to the stdlib encoder,
+    which writes them exactly, as Neutron does.
+    """
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:
+            return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -8,6 +8,7 @@ from kumo.core.config import NetworkOptions
 from kumo.core.db import Database
 from kumo.network.agents import AgentService
 from kumo.network.floating_ips import FloatingIPService
+from kumo.network.ip_availability import IpAvailabilityService
 from kumo.network.networks import NetworkService
 from kumo.network.ports import PortService
 from kumo.network.quotas import QuotaService
@@ -28,6 +29,7 @@ class Neutron:
     routers: RouterService
     floating_ips: FloatingIPService
     agents: AgentService
+    ip_availability: IpAvailabilityService
 
     @classmethod
     def build(cls, db: Database, options: NetworkOptions) -> Neutron:
@@ -38,4 +40,4 @@ class Neutron:
         return cls(networks=networks, subnets=SubnetService(db, networks), ports=ports, security_groups=groups,
                    quotas=quotas, tags=TagService(db), routers=RouterService(db, networks, ports),
                    floating_ips=FloatingIPService(db, networks, ports),
-                   agents=AgentService(db, options.agent_down_time))
+                   agents=AgentService(db, options.agent_down_time), ip_availability=IpAvailabilityService(db))

@@ -10,11 +10,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kumo.core.auth import TokenValidator
 from kumo.core.policy import Enforcer
 from kumo.core.web import service_app
-from kumo.network.api import agents, collections, extensions, quotas, tags, versions
+from kumo.network.api import agents, collections, extensions, ip_availability, quotas, tags, versions
 from kumo.network.api.common import render_error
 from kumo.network.service import Neutron
 
-ROUTE_MODULES = [versions, extensions, quotas, tags, agents, collections]
+ROUTE_MODULES = [versions, extensions, quotas, tags, agents, ip_availability, collections]
 
 
 def is_public(method: str, path: str) -> bool:

@@ -26,6 +26,8 @@ EXTENSIONS = {
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "net-mtu-writable": ("Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
+    "network-ip-availability": ("Network IP Availability", "Provides IP availability data for each network and "
+                                "subnet."),
     "network_availability_zone": ("Network Availability Zone", "Availability zone support for network."),
     "pagination": ("Pagination support", "Extension that indicates that pagination is enabled."),
     "port-security": ("Port Security", "Provides port security"),

@@ -194,7 +194,8 @@ def _firewall(snap: Snapshot, port: Port) -> PortFirewall:
     stateful = all(snap.groups[g].stateful for g in group_ids if g in snap.groups)
     return PortFirewall(tap=tap_name(port.id), port_id=port.id, mac_address=port.mac_address,
                         addresses=tuple(ip.address for ip in fixed_ips(snap, port.id)), allowed_pairs=pairs,
-                        port_security_enabled=port.port_security_enabled, stateful=stateful, rules=rules)
+                        port_security_enabled=port.port_security_enabled, stateful=stateful, rules=rules,
+                        bridge=_bridge(snap.networks[port.network_id]) if port.network_id in snap.networks else "")
 
 
 def _rule(snap: Snapshot, row: RuleRow) -> SecurityGroupRule | None:

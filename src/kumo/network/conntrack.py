@@ -28,7 +28,10 @@ def forget(doomed: Callable[[Any], bool]) -> int:
         try:
             for entry in [e for e in ct.dump_entries() if doomed(e)]:
                 try:
-                    ct.delete(entry)
+                    if entry.zone:  # pyroute2's delete() names no zone, and the kernel would look in zone 0
+                        ct.entry("del", tuple_orig=entry.tuple_orig, zone=entry.zone)
+                    else:
+                        ct.delete(entry)
                     deleted += 1
                 except Exception:  # noqa: BLE001 - gone already (timed out meanwhile); nothing to forget
                     continue

@@ -21,6 +21,7 @@ from nettest import Scratch, in_ns, sh
 
 from kumo.network.dataplane.base import PortFirewall, SecurityGroupRule
 from kumo.network.firewall import NftablesFirewall
+from kumo.network.firewall.nftables import parse_zones
 
 pytestmark = pytest.mark.root
 
@@ -243,6 +244,82 @@ def test_guard_table_guards_forwarding_but_not_bridging(lab: Lab, fw: NftablesFi
     assert "iifname @bridges drop" in listing and "oifname @bridges drop" in listing
     # With br_netfilter, bridged frames also cross the inet forward hook: they must still pass.
     assert can_ping(vm1, vm2.ip)
+
+
+#: Receives UDP on a port for a while; prints what came (one line per datagram) or nothing.
+UDP_LISTEN = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(0.2)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        print(s.recv(100).decode(), flush=True)
+    except TimeoutError:
+        pass
+"""
+
+#: Sends a few datagrams from a fixed source port.
+UDP_SEND = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+for _ in range(int(sys.argv[4])):
+    s.sendto(b"hello", (sys.argv[2], int(sys.argv[3])))
+    time.sleep(0.1)
+"""
+
+
+def udp_send(vm: Vm, sport: int, dst: str, dport: int, count: int = 3) -> None:
+    in_ns(vm.namespace, sys.executable, "-c", UDP_SEND, str(sport), dst, str(dport), str(count))
+
+
+def test_networks_with_the_same_addresses_do_not_share_connections(scratch: Scratch, fw: NftablesFirewall) -> None:
+    """Two projects' networks use the same subnet on one host. A flow on the first must not make the same
+    addresses and ports on the second look established: that would carry packets past a default-deny port."""
+    net = f"10.{random.randrange(200, 250)}.{random.randrange(256)}"
+    twins: list[tuple[str, Vm, Vm]] = []  # (bridge, client at .1, server at .2)
+    for _ in range(2):
+        bridge = scratch.bridge()
+        vms = []
+        for i in (1, 2):
+            namespace, tap, mac = scratch.namespace("kfz"), f"tap{uuid.uuid4().hex[:11]}", random_mac()
+            scratch.veth_into(namespace, tap, "eth0", mac=mac, cidr=f"{net}.{i}/24", bridge=bridge)
+            vms.append(Vm(namespace, tap, mac, f"{net}.{i}", f"fd78::{i}"))
+        twins.append((bridge, vms[0], vms[1]))
+    (bridge1, client1, server1), (bridge2, client2, server2) = twins
+    open_in = (SecurityGroupRule("ingress", "IPv4"),) + EGRESS_ANY
+
+    def ports(zoned: bool) -> list[PortFirewall]:
+        return [client1.port(bridge=bridge1 if zoned else ""), server1.port(open_in, bridge=bridge1 if zoned else ""),
+                client2.port(bridge=bridge2 if zoned else ""), server2.port(bridge=bridge2 if zoned else "")]
+
+    def leaks(sport: int) -> bool:
+        """client1 talks to server1 from ``sport``; does server2 then reach client2 (default deny) as a reply?"""
+        listener = subprocess.Popen(["ip", "netns", "exec", client2.namespace, sys.executable, "-c", UDP_LISTEN,
+                                     str(sport), "3"], stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            udp_send(client1, sport, server1.ip, 5353)
+            udp_send(server2, 5353, client2.ip, sport)
+            return "hello" in listener.communicate(timeout=10)[0]
+        finally:
+            listener.kill()
+            listener.wait()
+
+    fw.apply(ports(zoned=False))  # no zones: the collision is real
+    assert leaks(40000 + random.randrange(1000))
+    fw.apply(ports(zoned=True))
+    assert not leaks(41000 + random.randrange(1000))
+    zones = parse_zones(sh("nft", "list", "chain", "inet", fw.table, "zones-in").stdout)
+    assert zones.keys() == {bridge1, bridge2} and len(set(zones.values())) == 2
+    # Both directions of a flow within one network still meet in its zone: the reply comes back.
+    assert tcp_answer(client1, server1, 7010) == "hello-7010"
+    # A new driver (an agent restart) keeps the zones live connections are in.
+    again = NftablesFirewall(table=fw.table, guard_table=fw.guard_table)
+    again.apply(ports(zoned=True)[2:])
+    assert parse_zones(sh("nft", "list", "chain", "inet", fw.table, "zones-in").stdout) == {bridge2: zones[bridge2]}
 
 
 def test_apply_time_for_1000_ports(fw: NftablesFirewall) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from kumo.network.dataplane.base import PortFirewall, SecurityGroupRule
 from kumo.network.firewall import FIREWALLS, FakeFirewall, NftablesFirewall, create_firewall
-from kumo.network.firewall.nftables import _changed_addresses, link_local, render_ruleset
+from kumo.network.firewall.nftables import _changed_addresses, assign_zones, link_local, parse_zones, render_ruleset
 
 R = SecurityGroupRule
 TAP1, TAP2, TAP3 = "tap0123456789a", "tapbbbbbbbbbbb", "tapccccccccccc"
@@ -187,3 +188,26 @@ def test_registry_and_fake() -> None:
     assert isinstance(create_firewall("nftables", table="kumo-x"), NftablesFirewall)
     with pytest.raises(ValueError):
         create_firewall("iptables")
+
+
+def test_zones_keep_their_numbers_and_new_bridges_take_the_lowest_free() -> None:
+    assert assign_zones(["brqb", "brqa"], {}) == {"brqa": 1, "brqb": 2}
+    # brqa goes, brqc comes: brqb keeps 2 (its live connections stay in it), brqc takes the freed 1
+    assert assign_zones(["brqb", "brqc"], {"brqa": 1, "brqb": 2}) == {"brqb": 2, "brqc": 1}
+    assert assign_zones([], {"brqa": 1}) == {}
+
+
+def test_zone_chains_run_before_conntrack_and_read_back() -> None:
+    ports = [PortFirewall(tap="tap1", port_id="1", mac_address="fa:16:3e:00:00:01", addresses=("10.0.0.5",),
+                          bridge="brq1"),
+             PortFirewall(tap="tap2", port_id="2", mac_address="fa:16:3e:00:00:02", addresses=("10.0.0.5",),
+                          bridge="brq2")]
+    text = render_ruleset(ports, zones={"brq1": 7, "brq2": 3})
+    assert "type filter hook prerouting priority -300; policy accept;" in text
+    assert 'ct zone set iifname map { "brq1" : 7, "brq2" : 3 }' in text
+    assert 'ct zone set oifname map { "brq1" : 7, "brq2" : 3 }' in text
+    loaded = 'chain zones-in {\n\ttype filter hook prerouting priority raw; policy accept;\n' \
+             '\tct zone set iifname map { "brq1" : 7, "brq2" : 3 }\n}'
+    assert parse_zones(loaded) == {"brq1": 7, "brq2": 3}
+    assert "zones-in" not in render_ruleset([replace(p, bridge="") for p in ports])  # no bridge, no zones
+    assert 'iifname map { "brq1" : 1, "brq2" : 2 }' in render_ruleset(ports)  # numbered when not given

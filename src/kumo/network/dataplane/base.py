@@ -175,6 +175,7 @@ class PortFirewall:
     port_security_enabled: bool = True
     stateful: bool = True
     rules: tuple[SecurityGroupRule, ...] = ()
+    bridge: str = ""  # its network's bridge: the port's connections are tracked in that bridge's conntrack zone
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,10 @@ Tables (``T`` is the table name, ``kumo`` by default; ``G`` ``kumo-guard``):
     write the connection state into those bits; the bridge chains read them
     and a later bridge chain clears them, so the bits never leave Kumo's
     path. Without br_netfilter on a bridge, stateful ports fail closed
-    (replies are treated as new connections and need a rule).
+    (replies are treated as new connections and need a rule). Before
+    conntrack (raw priority), ``zones-in``/``zones-out`` put each bridge's
+    packets in the bridge's own conntrack zone (:func:`assign_zones`), so
+    networks that use the same addresses never share connection state.
 
 ``inet G``
     Network safety: a ``forward`` chain that drops anything the host would
@@ -56,7 +59,7 @@ import os
 import re
 import socket
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -69,6 +72,9 @@ log = logging.getLogger(__name__)
 DEFAULT_STATE_SHIFT = 28
 #: Values of the 2-bit state field (shifted by ``state_shift``): 0 = never looked up (treated as new).
 TAGGED, ESTABLISHED, INVALID = 1, 2, 3
+#: The chain that puts each bridge's packets in its conntrack zone (read back after an agent restart).
+ZONES_IN = "zones-in"
+MAX_ZONE = 65535
 
 #: ICMPv6 types Neutron always lets a VM send: MLD query/report/done, router solicitation, NS, NA, MLDv2 report.
 ICMPV6_EGRESS = (130, 131, 132, 133, 135, 136, 143)
@@ -413,8 +419,9 @@ def _bridge_table(table: str, ports: Sequence[PortFirewall], shift: int) -> list
     return lines
 
 
-def _state_table(table: str, ports: Sequence[PortFirewall], shift: int) -> list[str]:
-    """The inet half of the conntrack hand-off: write each tagged packet's ct state into the mark bits."""
+def _state_table(table: str, ports: Sequence[PortFirewall], shift: int, zones: Mapping[str, int]) -> list[str]:
+    """The inet half of the conntrack hand-off: write each tagged packet's ct state into the mark bits; before
+    conntrack looks a packet up (raw priority), put it in its bridge's zone."""
     mask = 3 << shift
     keep = 0xFFFFFFFF ^ mask
     v4: list[ipaddress.IPv4Network] = []
@@ -433,6 +440,10 @@ def _state_table(table: str, ports: Sequence[PortFirewall], shift: int) -> list[
         _set("stateful-v4", "ipv4_addr", [_element(n) for n in ipaddress.collapse_addresses(v4)], interval=True),
         _set("stateful-v6", "ipv6_addr", [_element(n) for n in ipaddress.collapse_addresses(v6)], interval=True),
     ]
+    if zones:
+        pairs = ", ".join(f"{_ifname(bridge)} : {zone}" for bridge, zone in sorted(zones.items()))
+        lines += _chain(ZONES_IN, [f"ct zone set iifname map {{ {pairs} }}"], hook="prerouting", priority=-300)
+        lines += _chain("zones-out", [f"ct zone set oifname map {{ {pairs} }}"], hook="output", priority=-300)
     lines += _chain("prerouting", [f"{_state_field(TAGGED, shift)} goto ct-state"], hook="prerouting", priority=-150)
     lines += _chain("output", ["ip daddr @stateful-v4 goto ct-state", "ip6 daddr @stateful-v6 goto ct-state"],
                     hook="output", priority=-150)
@@ -442,6 +453,34 @@ def _state_table(table: str, ports: Sequence[PortFirewall], shift: int) -> list[
     ])
     lines.append("}")
     return lines
+
+
+def assign_zones(bridges: Iterable[str], current: Mapping[str, int]) -> dict[str, int]:
+    """A conntrack zone per bridge: each keeps the one it has, a new bridge takes the lowest free (from 1).
+
+    Bridged traffic of every network meets in the host's one conntrack
+    table; two projects using the same addresses on two networks would see
+    each other's connections (one project's "established" letting the
+    other's packets past a default-deny port). A zone per bridge keeps them
+    apart, as Neutron's zone per network does. Numbers must not change under
+    a live connection (it would become a new one), hence "keep".
+    """
+    wanted = sorted(set(bridges))
+    kept = {bridge: zone for bridge, zone in current.items() if bridge in wanted}
+    taken = set(kept.values())
+    candidates = (z for z in range(1, MAX_ZONE + 1) if z not in taken)
+    for bridge in wanted:
+        if bridge not in kept:
+            zone = next(candidates, None)
+            if zone is None:
+                raise FirewallError(f"more than {MAX_ZONE} bridges: no conntrack zone left")
+            kept[bridge] = zone
+    return kept
+
+
+def parse_zones(chain_text: str) -> dict[str, int]:
+    """The bridge -> zone pairs of a loaded ``zones-in`` chain (``nft list chain`` output)."""
+    return {name: int(zone) for name, zone in re.findall(r'"([^"]+)"\s*:\s*(\d+)', chain_text)}
 
 
 def _guard_table(table: str, bridges: Sequence[str]) -> list[str]:
@@ -466,8 +505,13 @@ def _replace(family: str, table: str) -> list[str]:
 
 
 def render_ruleset(ports: Sequence[PortFirewall], guarded_bridges: Sequence[str] = (), *, table: str = "kumo",
-                   guard_table: str = "kumo-guard", state_shift: int = DEFAULT_STATE_SHIFT) -> str:
-    """The complete ``nft -f`` transaction replacing Kumo's tables (pure: no kernel access)."""
+                   guard_table: str = "kumo-guard", state_shift: int = DEFAULT_STATE_SHIFT,
+                   zones: Mapping[str, int] | None = None) -> str:
+    """The complete ``nft -f`` transaction replacing Kumo's tables (pure: no kernel access).
+
+    ``zones`` (bridge -> conntrack zone, see :func:`assign_zones`) defaults to numbering the ports' bridges."""
+    if zones is None:
+        zones = assign_zones((p.bridge for p in ports if p.bridge), {})
     table, guard_table = _table(table), _table(guard_table)
     taps = [p.tap for p in ports]
     if len(set(taps)) != len(taps):
@@ -476,7 +520,7 @@ def render_ruleset(ports: Sequence[PortFirewall], guarded_bridges: Sequence[str]
         raise ValueError(f"state_shift out of range: {state_shift}")
     lines = [*_replace("bridge", table), *_replace("inet", table), *_replace("inet", guard_table)]
     lines += _bridge_table(table, ports, state_shift)
-    lines += _state_table(table, ports, state_shift)
+    lines += _state_table(table, ports, state_shift, zones)
     lines += _guard_table(guard_table, guarded_bridges)
     return "\n".join(lines) + "\n"
 
@@ -582,11 +626,13 @@ class NftablesFirewall:
         self.state_shift = state_shift
         self.timeout = timeout
         self._applied: dict[str, PortFirewall] = {}
+        self._zones: dict[str, int] | None = None  # bridge -> conntrack zone; None: not read back from the kernel yet
 
     def render(self, ports: Sequence[PortFirewall], guarded_bridges: Sequence[str] = ()) -> str:
         """The nft text :meth:`apply` loads (pure; for tests and ``nft -c``)."""
+        zones = assign_zones((p.bridge for p in ports if p.bridge), self._zones or {})
         return render_ruleset(ports, guarded_bridges, table=self.table, guard_table=self.guard_table,
-                              state_shift=self.state_shift)
+                              state_shift=self.state_shift, zones=zones)
 
     def apply(self, ports: Sequence[PortFirewall], guarded_bridges: Sequence[str] = ()) -> None:
         """Make Kumo's ruleset exactly this plan, in one atomic transaction (enforced when this returns).
@@ -595,11 +641,16 @@ class NftablesFirewall:
         apply are dropped from conntrack after the load, so a removed rule
         also stops connections it had let in.
         """
-        text = self.render(ports, guarded_bridges)
+        if self._zones is None:  # a restarted agent keeps the zones the loaded ruleset gives live connections
+            self._zones = self._loaded_zones()
+        zones = assign_zones((p.bridge for p in ports if p.bridge), self._zones)
+        text = render_ruleset(ports, guarded_bridges, table=self.table, guard_table=self.guard_table,
+                              state_shift=self.state_shift, zones=zones)
         stateful = [p.tap for p in ports if p.port_security_enabled and p.stateful]
         for bridge in _bridges_of(stateful):
             enable_bridge_conntrack(bridge)
         self._load(text)
+        self._zones = zones
         changed = _changed_addresses(self._applied, ports)
         self._applied = {p.tap: p for p in ports}
         if changed:
@@ -608,9 +659,15 @@ class NftablesFirewall:
             except Exception:  # noqa: BLE001 - the rules are in force; stale entries only age out slower
                 log.exception("could not flush conntrack entries of changed ports")
 
+    def _loaded_zones(self) -> dict[str, int]:
+        done = subprocess.run([self.nft, "list", "chain", "inet", self.table, ZONES_IN], capture_output=True,
+                              text=True, timeout=self.timeout)
+        return parse_zones(done.stdout) if done.returncode == 0 else {}
+
     def clear(self) -> None:
         """Remove Kumo's tables (missing ones are fine)."""
         self._applied = {}
+        self._zones = {}
         lines = [*_replace("bridge", self.table), *_replace("inet", self.table), *_replace("inet", self.guard_table)]
         self._load("\n".join(lines) + "\n")
 

@@ -102,3 +102,27 @@ def test_routers_and_floating_ips(kumo: KumoProcess) -> None:
                    ["router", "unset", "--external-gateway", router], ["router", "delete", router],
                    ["subnet", "delete", sub], ["network", "delete", net], ["subnet", "delete", ext_sub],
                    ["network", "delete", ext])
+
+
+def test_subnet_pools(kumo: KumoProcess) -> None:
+    pool, net = unique("pool"), unique("pnet")
+    made, _, carved, sized, _ = kumo.osc_batch(
+        ["subnet", "pool", "create", "--pool-prefix", "10.90.0.0/16", "--default-prefix-length", "24",
+         "--max-prefix-length", "28", pool],
+        ["network", "create", net],
+        ["subnet", "create", "--network", net, "--subnet-pool", pool, unique("auto")],
+        ["subnet", "create", "--network", net, "--subnet-pool", pool, "--prefix-length", "28", unique("small")],
+        ["subnet", "pool", "set", "--pool-prefix", "10.91.0.0/16", pool],
+    )
+    assert made["prefixes"] == ["10.90.0.0/16"] and made["default_prefixlen"] == 24
+    assert (carved["cidr"], carved["subnetpool_id"]) == ("10.90.0.0/24", made["id"])
+    assert sized["cidr"] == "10.90.1.0/28"
+    assert kumo.osc("subnet", "pool", "show", pool)["prefixes"] == ["10.90.0.0/15"]  # grown, and merged
+    assert pool in [p["Name"] for p in kumo.osc("subnet", "pool", "list")]
+    refused = kumo.osc("subnet", "create", "--network", net, "--subnet-pool", pool, "--prefix-length", "30",
+                       unique("tiny"), check=False)
+    assert refused.returncode != 0 and "maximum allowed prefix is 28" in refused.stderr
+    in_use = kumo.osc("subnet", "pool", "delete", pool, check=False)
+    assert in_use.returncode != 0
+    kumo.osc("network", "delete", net, json=False)
+    kumo.osc("subnet", "pool", "delete", pool, json=False)

@@ -98,7 +98,8 @@ def _standard_columns(*names: str) -> dict[str, str]:
 
 
 NETWORK_COLUMNS = {**_standard_columns("name", "status", "shared", "admin_state_up"), "router:external": "external"}
-SUBNET_COLUMNS = _standard_columns("name", "network_id", "ip_version", "cidr", "enable_dhcp")
+SUBNET_COLUMNS = _standard_columns("name", "network_id", "ip_version", "cidr", "enable_dhcp", "subnetpool_id")
+SUBNETPOOL_COLUMNS = _standard_columns("name", "ip_version", "shared", "is_default")
 PORT_COLUMNS = {**_standard_columns("name", "network_id", "device_id", "device_owner", "mac_address", "status",
                                     "admin_state_up"), "binding:host_id": "binding_host_id"}
 GROUP_COLUMNS = _standard_columns("name")

@@ -14,6 +14,7 @@ from kumo.core import errors
 NOT_FOUND = {
     "Network": "Network {} could not be found.",
     "Subnet": "Subnet {} could not be found.",
+    "SubnetPool": "Subnet pool {} could not be found.",
     "Port": "Port {} could not be found.",
     "SecurityGroup": "Security group {} does not exist",
     "SecurityGroupRule": "Security group rule {} does not exist",

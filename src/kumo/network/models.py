@@ -62,6 +62,24 @@ class SegmentAllocation(Base):
     network_id: Mapped[str] = mapped_column(ID, ForeignKey("network_networks.id", ondelete="CASCADE"), index=True)
 
 
+class SubnetPool(StandardAttrs, Base):
+    """Prefixes that subnets are carved from; ``prefixes`` is kept merged (Neutron's compacted list)."""
+
+    __tablename__ = "network_subnetpools"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(PROJECT, index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer)
+    prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    default_prefixlen: Mapped[int] = mapped_column(Integer)
+    min_prefixlen: Mapped[int] = mapped_column(Integer)
+    max_prefixlen: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 class Subnet(StandardAttrs, Base):
     __tablename__ = "network_subnets"
 
@@ -79,6 +97,8 @@ class Subnet(StandardAttrs, Base):
     dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     service_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subnetpool_id: Mapped[str | None] = mapped_column(ID, ForeignKey("network_subnetpools.id"), nullable=True,
+                                                      index=True)
 
 
 class Port(StandardAttrs, Base):

@@ -14,6 +14,7 @@ from kumo.network.ports import PortService
 from kumo.network.quotas import QuotaService
 from kumo.network.routers import RouterService
 from kumo.network.security_groups import SecurityGroupService
+from kumo.network.subnetpools import SubnetPoolService
 from kumo.network.subnets import SubnetService
 from kumo.network.tags import TagService
 
@@ -22,6 +23,7 @@ from kumo.network.tags import TagService
 class Neutron:
     networks: NetworkService
     subnets: SubnetService
+    subnetpools: SubnetPoolService
     ports: PortService
     security_groups: SecurityGroupService
     quotas: QuotaService
@@ -37,7 +39,9 @@ class Neutron:
         networks = NetworkService(db, options, quotas)
         groups = SecurityGroupService(db, quotas)
         ports = PortService(db, networks, groups, options.dns_domain)
-        return cls(networks=networks, subnets=SubnetService(db, networks), ports=ports, security_groups=groups,
+        pools = SubnetPoolService(db)
+        return cls(networks=networks, subnets=SubnetService(db, networks, pools), subnetpools=pools, ports=ports,
+                   security_groups=groups,
                    quotas=quotas, tags=TagService(db), routers=RouterService(db, networks, ports),
                    floating_ips=FloatingIPService(db, networks, ports),
                    agents=AgentService(db, options.agent_down_time), ip_availability=IpAvailabilityService(db))

@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kumo.core.db import Database
 from kumo.network import ipam
 from kumo.network.common import SUBNET_COLUMNS, Caller, Filters, drop_tags, narrowed, standard_view, tags_of, touch
-from kumo.network.errors import BadRequest, InUse, InvalidInput, NotFound, PolicyNotAuthorized
-from kumo.network.models import IPAllocation, Network, Port, Subnet
+from kumo.network.errors import BadRequest, BadResourceRequest, InUse, InvalidInput, NotFound, PolicyNotAuthorized
+from kumo.network.models import IPAllocation, Network, Port, Subnet, SubnetPool
 from kumo.network.networks import DHCP_OWNER, NetworkService
+from kumo.network.subnetpools import SubnetPoolService
 
 IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 MAX_DNS_NAMESERVERS = 5  # Neutron's max_dns_nameservers
@@ -31,9 +32,10 @@ MAX_HOST_ROUTES = 20  # Neutron's max_subnet_host_routes
 
 
 class SubnetService:
-    def __init__(self, db: Database, networks: NetworkService) -> None:
+    def __init__(self, db: Database, networks: NetworkService, pools: SubnetPoolService) -> None:
         self.db = db
         self.networks = networks
+        self.pools = pools
 
     async def visible(self, s: AsyncSession, caller: Caller, subnet_id: str) -> Subnet:
         row = await s.get(Subnet, subnet_id)
@@ -64,11 +66,12 @@ class SubnetService:
             network = await self.networks.visible(s, caller, values["network_id"])
             if not caller.owns(network.project_id):
                 raise PolicyNotAuthorized("rule:create_subnet")
-            net = ipam.parse_cidr(values.get("cidr"), values.get("ip_version"))
+            pool, net = await self._cidr(s, caller, values)
             row = Subnet(id=str(uuid.uuid4()), project_id=values.get("project_id") or values.get("tenant_id")
                          or caller.project_id, network_id=network.id, name=values.get("name", ""),
                          description=values.get("description", ""), ip_version=net.version, cidr=str(net),
-                         enable_dhcp=values.get("enable_dhcp", True), service_types=values.get("service_types") or [])
+                         enable_dhcp=values.get("enable_dhcp", True), service_types=values.get("service_types") or [],
+                         subnetpool_id=pool.id if pool is not None else None)
             await self.networks.quotas.check(s, row.project_id, "subnet")
             await self._check_overlap(s, network.id, net, None)
             self._apply_ipv6_modes(row, values)
@@ -83,6 +86,22 @@ class SubnetService:
             touch(network)  # Neutron bumps the network's revision when a subnet is added
             await s.flush()
             return view(row, [])
+
+    async def _cidr(self, s: AsyncSession, caller: Caller, values: dict[str, Any]
+                    ) -> tuple[SubnetPool | None, ipam.IPNetwork]:
+        """The subnet's cidr: as given, or carved from its subnet pool (which stays locked until commit)."""
+        version, cidr = values.get("ip_version"), values.get("cidr")
+        pool_id = values.get("subnetpool_id")
+        if not pool_id and not values.get("use_default_subnetpool"):
+            if cidr is None:
+                raise BadResourceRequest("subnets", "a subnetpool must be specified in the absence of a cidr")
+            if values.get("prefixlen") is not None:
+                raise InvalidInput("prefixlen is only valid with a subnetpool")
+            return None, ipam.parse_cidr(cidr, version)
+        wanted = ipam.parse_cidr(cidr, version) if cidr is not None else None
+        pool = (await self.pools.visible(s, caller, pool_id, lock=True) if pool_id
+                else await self.pools.default_pool(s, caller, version or 4))
+        return pool, await self.pools.allocate(s, pool, wanted, values.get("prefixlen"), version)
 
     @staticmethod
     async def _check_overlap(s: AsyncSession, network_id: str, net: ipam.IPNetwork, skip: str | None) -> None:
@@ -207,5 +226,5 @@ def view(row: Subnet, tags: list[str]) -> dict[str, Any]:
             "cidr": row.cidr, "gateway_ip": row.gateway_ip, "enable_dhcp": row.enable_dhcp,
             "ipv6_ra_mode": row.ipv6_ra_mode, "ipv6_address_mode": row.ipv6_address_mode,
             "allocation_pools": row.allocation_pools, "dns_nameservers": row.dns_nameservers,
-            "host_routes": row.host_routes, "service_types": row.service_types, "subnetpool_id": None,
+            "host_routes": row.host_routes, "service_types": row.service_types, "subnetpool_id": row.subnetpool_id,
             "segment_id": None, "dns_publish_fixed_ip": False, **standard_view(row, tags)}

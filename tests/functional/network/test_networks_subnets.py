@@ -152,7 +152,8 @@ async def test_subnet_bad_input(net: NetEnv) -> None:
     assert "is not valid when ip_version is 4" in await refused(400, "InvalidInput", ipv6_ra_mode="slaac")
     r = await net.call(alice, "POST", "/subnets", json={"subnet": {"network_id": n["id"], "ip_version": 4}},
                        expect=400)
-    assert neutron_error(r, 400, "HTTPBadRequest") == "Failed to parse request. Required attribute 'cidr' not specified"
+    assert neutron_error(r, 400, "BadRequest") == \
+        "Bad subnets request: a subnetpool must be specified in the absence of a cidr."
     assert len((await net.call(alice, "GET", "/subnets")).json()["subnets"]) == 1  # nothing half-made
 
 

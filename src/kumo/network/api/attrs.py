@@ -101,7 +101,7 @@ SUBNET = Resource("subnet", "subnets", "Subnet", {
     **STANDARD, "name": NAME,
     "network_id": Attr(post=True, required=True, convert=uuid_like),
     "ip_version": Attr(post=True, required=True, convert=ip_version, filter=to_int),
-    "cidr": Attr(post=True, required=True, convert=string(64)),
+    "cidr": Attr(post=True, convert=string(64)),  # or carved from subnetpool_id
     "gateway_ip": Attr(post=True, put=True, convert=nullable(string(64))),
     "allocation_pools": Attr(post=True, put=True, filterable=False),
     "dns_nameservers": Attr(post=True, put=True, convert=ip_list, filterable=False),
@@ -110,7 +110,23 @@ SUBNET = Resource("subnet", "subnets", "Subnet", {
     "ipv6_ra_mode": Attr(post=True, convert=one_of(None, "slaac", "dhcpv6-stateful", "dhcpv6-stateless")),
     "ipv6_address_mode": Attr(post=True, convert=one_of(None, "slaac", "dhcpv6-stateful", "dhcpv6-stateless")),
     "service_types": Attr(post=True, put=True, policy=True, convert=list_of(string(255)), filterable=False),
-    "subnetpool_id": READ_ONLY, "segment_id": READ_ONLY, "dns_publish_fixed_ip": READ_ONLY,
+    "subnetpool_id": Attr(post=True, convert=nullable(uuid_like)),
+    "prefixlen": Attr(post=True, convert=to_int, filterable=False),  # the size to carve; not shown
+    "use_default_subnetpool": Attr(post=True, default=False, convert=to_bool, filterable=False),
+    "segment_id": READ_ONLY, "dns_publish_fixed_ip": READ_ONLY,
+})
+
+SUBNETPOOL = Resource("subnetpool", "subnetpools", "SubnetPool", {
+    **STANDARD, "name": NAME,
+    "prefixes": Attr(post=True, put=True, required=True, convert=list_of(string(64)), filterable=False),
+    "default_prefixlen": Attr(post=True, put=True, convert=to_int, filter=to_int),
+    "min_prefixlen": Attr(post=True, put=True, convert=to_int, filter=to_int),
+    "max_prefixlen": Attr(post=True, put=True, convert=to_int, filter=to_int),
+    "default_quota": Attr(post=True, put=True, convert=nullable(to_int), filter=to_int),
+    "address_scope_id": Attr(post=True, put=True, convert=nullable(uuid_like)),
+    "shared": Attr(post=True, default=False, policy=True, **BOOL),
+    "is_default": Attr(post=True, put=True, default=False, policy=True, **BOOL),
+    "ip_version": Attr(filter=to_int),
 })
 
 PORT = Resource("port", "ports", "Port", {

@@ -35,6 +35,7 @@ def standard(resource: Resource, path: str, service: str) -> Collection:
 COLLECTIONS = [
     standard(attrs.NETWORK, "/v2.0/networks", "networks"),
     standard(attrs.SUBNET, "/v2.0/subnets", "subnets"),
+    standard(attrs.SUBNETPOOL, "/v2.0/subnetpools", "subnetpools"),
     standard(attrs.PORT, "/v2.0/ports", "ports"),
     standard(attrs.SECURITY_GROUP, "/v2.0/security-groups", "security_groups"),
     standard(attrs.ROUTER, "/v2.0/routers", "routers"),

@@ -39,6 +39,8 @@ EXTENSIONS = {
     "quota_details": ("Quota details management support", "Expose functions for quotas usage statistics per "
                       "project"),
     "security-group": ("security-group", "The security groups extension."),
+    "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    "default-subnetpools": ("Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
     "sorting": ("Sorting support", "Extension that indicates that sorting is enabled."),
     "standard-attr-description": ("standard-attr-description", "Extension to add descriptions to standard "
                                   "attributes"),

@@ -21,6 +21,7 @@ Getter = Callable[[Neutron, Caller, str], Awaitable[dict[str, Any]]]
 TAGGED: dict[str, tuple[str, Getter]] = {
     "networks": ("network", lambda n, who, i: n.networks.get(who, i)),
     "subnets": ("subnet", lambda n, who, i: n.subnets.get(who, i)),
+    "subnetpools": ("subnetpool", lambda n, who, i: n.subnetpools.get(who, i)),
     "ports": ("port", lambda n, who, i: n.ports.get(who, i)),
     "security-groups": ("security_group", lambda n, who, i: n.security_groups.get(who, i)),
     "routers": ("router", lambda n, who, i: n.routers.get(who, i)),

@@ -175,7 +175,10 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KumoProces
                 if host2.proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"host 2 did not come up:\n{host2.log()[-3000:]}")
                 time.sleep(1)
-            yield kumo, host2
+            try:
+                yield kumo, host2
+            finally:
+                host2.stop()  # while its relayed broker link still works (else each consumer waits out a timeout)
     finally:
         if host2 is not None:
             host2.stop()

@@ -38,22 +38,18 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MIN_PREFIXLEN = {4: 8, 6: 64}  # Neutron's defaults when a pool names none
 
 
-def _bad(message: str, kind: str) -> Invalid:
-    return Invalid(message, kind)
-
-
 def parse_prefixes(raw: Any) -> list[IPNetwork]:
     """The pool's prefixes as networks, one IP version, merged (``10.0.0.0/25`` + ``10.0.0.128/25`` = one /24)."""
     if not isinstance(raw, list) or not raw:
-        raise _bad("Empty subnet pool prefix list.", "EmptySubnetPoolPrefixList")
+        raise Invalid("Empty subnet pool prefix list.", "EmptySubnetPoolPrefixList")
     nets = []
     for item in raw:
         try:
             nets.append(ipaddress.ip_network(str(item), strict=True))
         except ValueError:
-            raise _bad(f"Invalid CIDR {item} given as IP prefix.", "InvalidCIDR") from None
+            raise Invalid(f"Invalid CIDR {item} given as IP prefix.", "InvalidCIDR") from None
     if len({n.version for n in nets}) > 1:
-        raise _bad("Cannot mix IPv4 and IPv6 prefixes in a subnet pool.", "PrefixVersionMismatch")
+        raise Invalid("Cannot mix IPv4 and IPv6 prefixes in a subnet pool.", "PrefixVersionMismatch")
     return list(ipaddress.collapse_addresses(nets))  # type: ignore[arg-type]
 
 
@@ -62,13 +58,13 @@ def check_bounds(version: int, minimum: int, default: int, maximum: int) -> None
     width = 32 if version == 4 else 128
     for name, value in (("min_prefixlen", minimum), ("default_prefixlen", default), ("max_prefixlen", maximum)):
         if not 0 <= value <= width:
-            raise _bad(f"Illegal prefix bounds: {name}={value}, max_prefixlen={width}.",
+            raise Invalid(f"Illegal prefix bounds: {name}={value}, max_prefixlen={width}.",
                        "IllegalSubnetPoolPrefixBounds")
     if default < minimum:
-        raise _bad(f"Illegal prefix bounds: default_prefixlen={default}, min_prefixlen={minimum}.",
+        raise Invalid(f"Illegal prefix bounds: default_prefixlen={default}, min_prefixlen={minimum}.",
                    "IllegalSubnetPoolPrefixBounds")
     if maximum < default:
-        raise _bad(f"Illegal prefix bounds: max_prefixlen={maximum}, default_prefixlen={default}.",
+        raise Invalid(f"Illegal prefix bounds: max_prefixlen={maximum}, default_prefixlen={default}.",
                    "IllegalSubnetPoolPrefixBounds")
 
 
@@ -119,7 +115,7 @@ class SubnetPoolService:
 
     async def create(self, caller: Caller, values: dict[str, Any]) -> dict[str, Any]:
         if values.get("address_scope_id"):
-            raise _bad("Address scopes are not supported by this cloud.", "InvalidInput")
+            raise Invalid("Address scopes are not supported by this cloud.", "InvalidInput")
         prefixes = parse_prefixes(values.get("prefixes"))
         version = prefixes[0].version
         minimum = values.get("min_prefixlen", MIN_PREFIXLEN[version])
@@ -141,7 +137,7 @@ class SubnetPoolService:
 
     async def update(self, caller: Caller, pool_id: str, values: dict[str, Any]) -> dict[str, Any]:
         if values.get("address_scope_id"):
-            raise _bad("Address scopes are not supported by this cloud.", "InvalidInput")
+            raise Invalid("Address scopes are not supported by this cloud.", "InvalidInput")
         async with self.db.session() as s:
             row = await self.visible(s, caller, pool_id, lock=True)
             if not caller.owns(row.project_id):
@@ -149,10 +145,10 @@ class SubnetPoolService:
             if "prefixes" in values:
                 merged = parse_prefixes(values["prefixes"])
                 if merged[0].version != row.ip_version:
-                    raise _bad("Cannot mix IPv4 and IPv6 prefixes in a subnet pool.", "PrefixVersionMismatch")
+                    raise Invalid("Cannot mix IPv4 and IPv6 prefixes in a subnet pool.", "PrefixVersionMismatch")
                 old = [ipaddress.ip_network(p) for p in row.prefixes]
                 if not all(any(o.subnet_of(n) for n in merged) for o in old):  # type: ignore[arg-type]
-                    raise _bad("Illegal update to prefixes: Existing prefixes must be a subset of the new "
+                    raise Invalid("Illegal update to prefixes: Existing prefixes must be a subset of the new "
                                "prefixes.", "IllegalSubnetPoolPrefixUpdate")
                 row.prefixes = [str(p) for p in merged]
             bounds = {k: values.get(k, getattr(row, k)) for k in ("min_prefixlen", "default_prefixlen",
@@ -184,7 +180,7 @@ class SubnetPoolService:
         pool_id = await s.scalar(select(SubnetPool.id).where(SubnetPool.is_default,
                                                              SubnetPool.ip_version == version))
         if pool_id is None:
-            raise _bad(f"No default subnetpool found for IPv{version}", "BadRequest")
+            raise Invalid(f"No default subnetpool found for IPv{version}", "BadRequest")
         return await self.visible(s, caller, pool_id, lock=True)
 
     async def allocate(self, s: AsyncSession, pool: SubnetPool, wanted: IPNetwork | None, prefixlen: int | None,
@@ -192,7 +188,7 @@ class SubnetPoolService:
         """A subnet's cidr from ``pool`` (locked by the caller): the asked one if it fits, else the lowest free
         block of ``prefixlen`` (the pool's default size when not given)."""
         if ip_version is not None and ip_version != pool.ip_version:
-            raise _bad(f"Cannot allocate IPv{ip_version} subnet from IPv{pool.ip_version} subnet pool",
+            raise Invalid(f"Cannot allocate IPv{ip_version} subnet from IPv{pool.ip_version} subnet pool",
                        "BadRequest")
         prefixes = [ipaddress.ip_network(p) for p in pool.prefixes]
         # A locking read: under MariaDB's repeatable read a plain SELECT would still show the snapshot taken
@@ -222,10 +218,10 @@ class SubnetPoolService:
     @staticmethod
     def _check_size(pool: SubnetPool, prefixlen: int) -> None:
         if prefixlen < pool.min_prefixlen:
-            raise _bad(f"Unable to allocate subnet with prefix length {prefixlen}, minimum allowed prefix is "
+            raise Invalid(f"Unable to allocate subnet with prefix length {prefixlen}, minimum allowed prefix is "
                        f"{pool.min_prefixlen}.", "MinPrefixSubnetAllocationError")
         if prefixlen > pool.max_prefixlen:
-            raise _bad(f"Unable to allocate subnet with prefix length {prefixlen}, maximum allowed prefix is "
+            raise Invalid(f"Unable to allocate subnet with prefix length {prefixlen}, maximum allowed prefix is "
                        f"{pool.max_prefixlen}.", "MaxPrefixSubnetAllocationError")
 
     @staticmethod
@@ -233,7 +229,7 @@ class SubnetPoolService:
         other = await s.scalar(select(SubnetPool.id).where(SubnetPool.is_default, SubnetPool.ip_version == version,
                                                            SubnetPool.id != (skip or "")))
         if other is not None:
-            raise _bad("A default subnetpool for this IP family has already been set. Only one default may exist "
+            raise Invalid("A default subnetpool for this IP family has already been set. Only one default may exist "
                        "per IP family", "InvalidInput")
 
 

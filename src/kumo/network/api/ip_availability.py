@@ -13,11 +13,16 @@ from starlette.routing import Route
 
 from kumo.core.policy import Enforcer
 from kumo.core.web import auth_context, json_response
-from kumo.network.api.resource import to_int, trim
-from kumo.network.errors import BadRequest, NotFound
+from kumo.network.api.resource import Attr, Resource, parse_query, to_int, trim
+from kumo.network.errors import NotFound
 
 ACTION = "get_network_ip_availability"
-FILTERS = ("network_id", "network_name", "project_id", "tenant_id", "ip_version")
+#: What the list may be filtered on (Neutron's SUPPORTED_FILTERS); the other keys are the view's.
+AVAILABILITY = Resource("network_ip_availability", "network_ip_availabilities", "Network", {
+    **{k: Attr() for k in ("network_id", "network_name", "project_id", "tenant_id")},
+    "ip_version": Attr(filter=to_int),
+    **{k: Attr(filterable=False) for k in ("total_ips", "used_ips", "subnet_ip_availability")},
+})
 
 
 async def _allowed(request: Request) -> bool:
@@ -27,18 +32,14 @@ async def _allowed(request: Request) -> bool:
 
 
 async def list_availabilities(request: Request) -> Response:
-    params = request.query_params
-    for key in params.keys():
-        if key != "fields" and key not in FILTERS:
-            raise BadRequest(f"[{key!r}] is invalid attribute for filtering")
+    query = parse_query(AVAILABILITY, request)  # 400 for unknown filters and a non-numeric ip_version
     if not await _allowed(request):
         return json_response({"network_ip_availabilities": []})
-    versions = [to_int(v) for v in params.getlist("ip_version")]  # InvalidInput (400) for a non-number
+    f = query.filters
     found = await request.app.state.neutron.ip_availability.list(
-        network_ids=params.getlist("network_id"), names=params.getlist("network_name"),
-        project_ids=[*params.getlist("project_id"), *params.getlist("tenant_id")], ip_versions=versions)
-    fields = [f for f in params.getlist("fields") if f]
-    return json_response({"network_ip_availabilities": [trim(item, fields) for item in found]})
+        network_ids=f.get("network_id", []), names=f.get("network_name", []),
+        project_ids=[*f.get("project_id", []), *f.get("tenant_id", [])], ip_versions=f.get("ip_version", []))
+    return json_response({"network_ip_availabilities": [trim(item, query.fields) for item in found]})
 
 
 async def show_availability(request: Request) -> Response:

@@ -630,7 +630,12 @@ class NftablesFirewall:
 
     def render(self, ports: Sequence[PortFirewall], guarded_bridges: Sequence[str] = ()) -> str:
         """The nft text :meth:`apply` loads (pure; for tests and ``nft -c``)."""
-        zones = assign_zones((p.bridge for p in ports if p.bridge), self._zones or {})
+        return self._render(ports, guarded_bridges, self._zones_for(ports))
+
+    def _zones_for(self, ports: Sequence[PortFirewall]) -> dict[str, int]:
+        return assign_zones((p.bridge for p in ports if p.bridge), self._zones or {})
+
+    def _render(self, ports: Sequence[PortFirewall], guarded_bridges: Sequence[str], zones: dict[str, int]) -> str:
         return render_ruleset(ports, guarded_bridges, table=self.table, guard_table=self.guard_table,
                               state_shift=self.state_shift, zones=zones)
 
@@ -643,9 +648,8 @@ class NftablesFirewall:
         """
         if self._zones is None:  # a restarted agent keeps the zones the loaded ruleset gives live connections
             self._zones = self._loaded_zones()
-        zones = assign_zones((p.bridge for p in ports if p.bridge), self._zones)
-        text = render_ruleset(ports, guarded_bridges, table=self.table, guard_table=self.guard_table,
-                              state_shift=self.state_shift, zones=zones)
+        zones = self._zones_for(ports)
+        text = self._render(ports, guarded_bridges, zones)
         stateful = [p.tap for p in ports if p.port_security_enabled and p.stateful]
         for bridge in _bridges_of(stateful):
             enable_bridge_conntrack(bridge)
